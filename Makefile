@@ -1,0 +1,37 @@
+# The two commands: `make demo` and `make test`. Each creates .venv with python3 -m venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP_RUN): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(STAMP_DEV): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(BIN)/python -m simlab.demo
+
+test: $(STAMP_DEV)
+	$(BIN)/ruff check simlab tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check simlab tests benchmarks
+	$(BIN)/ruff format --check simlab tests benchmarks
+
+bench: $(STAMP_RUN)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output benchmarks/out

@@ -1,0 +1,1 @@
+"""simlab.emulator (see DEVELOPERS layout)."""

@@ -1,0 +1,1 @@
+"""simlab.feed (see DEVELOPERS layout)."""

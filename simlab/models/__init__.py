@@ -1,0 +1,1 @@
+"""simlab.models (see DEVELOPERS layout)."""

@@ -1,0 +1,1 @@
+"""simlab.monitor (see DEVELOPERS layout)."""

@@ -1,0 +1,13 @@
+"""Everything OKX-specific: wire messages, parsing, sequence rules, checksum, book sync."""
+
+from .checksum import checksum_string, crc32_signed, okx_checksum
+from .messages import BookMsg, EventMsg, OkxParseError, OtherMsg, Pong, Trade, TradeMsg
+from .parse import parse_frame, parse_history_line
+from .sequence import Seq, classify
+from .sync import BookStats, BookSync, SyncEvent
+
+__all__ = [
+    "BookMsg", "BookStats", "BookSync", "EventMsg", "OkxParseError", "OtherMsg", "Pong", "Seq",
+    "SyncEvent", "Trade", "TradeMsg", "checksum_string", "classify", "crc32_signed",
+    "okx_checksum", "parse_frame", "parse_history_line",
+]

@@ -1,0 +1,129 @@
+"""Typed OKX v5 public-feed messages, as parsed from the wire.
+
+Prices and sizes stay the exact wire strings: the OKX checksum is computed over them, and
+turning them into floats here would lose the form the exchange sent. A book level is kept
+as the wire list itself (``[price, size, "0", count]``, or ``[price, size, count]`` in
+OKX's historical L2 files): the order count is always the last element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Depth channels that carry a snapshot followed by incremental updates.
+INCREMENTAL_BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
+#: Depth channels where each push is a complete top-N book (no ``action``).
+FULL_BOOK_CHANNELS = frozenset({"books5", "bbo-tbt"})
+#: OKX's daily historical 400-level files, imported by ``simlab import okx-l2``.
+HISTORY_BOOK_CHANNEL = "books-l2-history"
+BOOK_CHANNELS = INCREMENTAL_BOOK_CHANNELS | FULL_BOOK_CHANNELS | {HISTORY_BOOK_CHANNEL}
+TRADE_CHANNELS = frozenset({"trades"})
+#: Public channels simlab knows about but does not normalise (kept raw).
+OTHER_CHANNELS = frozenset({"tickers", "trades-all", "funding-rate", "mark-price", "index-tickers",
+                            "open-interest", "price-limit", "estimated-price", "opt-summary",
+                            "liquidation-orders", "instruments", "status"})
+
+Level = list  # [price: str, size: str, ..., count: str]
+
+
+class OkxParseError(ValueError):
+    """A frame that is not a valid OKX v5 public message.
+
+    ``reason`` says what was expected; ``excerpt`` is the start of the offending frame.
+    """
+
+    def __init__(self, reason: str, frame: bytes | str | None = None):
+        self.reason = reason
+        if isinstance(frame, bytes | bytearray | memoryview):
+            frame = bytes(frame).decode("utf-8", "replace")
+        self.excerpt = (frame or "")[:120]
+        super().__init__(f"{reason}: {self.excerpt!r}" if frame is not None else reason)
+
+
+@dataclass(slots=True)
+class BookMsg:
+    """One order-book push for one instrument.
+
+    ``action`` is ``"snapshot"`` or ``"update"``; full-book channels (``books5``,
+    ``bbo-tbt``) are reported as snapshots. ``ts`` is the exchange time in ms.
+    ``seq_id``/``prev_seq_id``/``checksum`` are ``None`` when the message does not carry
+    them (2022 recordings, historical files); a checksum of ``0`` means "absent" since
+    OKX's June 2026 change and is kept as ``0`` here.
+    """
+
+    channel: str
+    inst_id: str
+    action: str
+    bids: list[Level]
+    asks: list[Level]
+    ts: int
+    seq_id: int | None = None
+    prev_seq_id: int | None = None
+    checksum: int | None = None
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.action == "snapshot"
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.bids and not self.asks
+
+
+@dataclass(slots=True)
+class Trade:
+    """One (aggregated) public trade. ``side`` is the taker's side, ``"buy"`` or ``"sell"``."""
+
+    trade_id: str
+    px: str
+    sz: str
+    side: str
+    ts: int
+    count: int | None = None
+    seq_id: int | None = None
+    source: str | None = None
+
+
+@dataclass(slots=True)
+class TradeMsg:
+    channel: str
+    inst_id: str
+    trades: list[Trade]
+
+
+@dataclass(slots=True)
+class EventMsg:
+    """A control event: ``subscribe``/``unsubscribe`` ack, ``error``, ``notice`` (64008)..."""
+
+    event: str
+    code: str | None = None
+    msg: str | None = None
+    arg: dict[str, Any] | None = None
+    conn_id: str | None = None
+    id: str | None = None
+
+    @property
+    def channel(self) -> str | None:
+        return self.arg.get("channel") if self.arg else None
+
+    @property
+    def inst_id(self) -> str | None:
+        return self.arg.get("instId") if self.arg else None
+
+
+@dataclass(slots=True)
+class OtherMsg:
+    """A data push on a channel simlab keeps raw but does not interpret (e.g. ``tickers``)."""
+
+    channel: str
+    inst_id: str | None
+    data: Any = field(default=None)
+
+
+@dataclass(slots=True)
+class Pong:
+    """The text frame ``pong`` answering a client ``ping``."""
+
+
+Message = BookMsg | TradeMsg | EventMsg | OtherMsg | Pong

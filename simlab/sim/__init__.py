@@ -1,0 +1,1 @@
+"""simlab.sim (see DEVELOPERS layout)."""

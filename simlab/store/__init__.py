@@ -1,0 +1,1 @@
+"""simlab.store (see DEVELOPERS layout)."""

@@ -1,0 +1,1 @@
+"""simlab.sweep (see DEVELOPERS layout)."""

@@ -1,0 +1,1 @@
+"""simlab.widgets (see DEVELOPERS layout)."""
