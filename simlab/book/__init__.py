@@ -1,5 +1,6 @@
-"""L2 order book."""
+"""L2 order book (exact decimal price keys; C core with a pure-Python reference)."""
 
-from .l2 import BookError, Fill, L2Book, TopLevels
+from .errors import BookError
+from .l2 import IMPLS, Fill, L2Book, TopLevels, default_impl
 
-__all__ = ["BookError", "Fill", "L2Book", "TopLevels"]
+__all__ = ["IMPLS", "BookError", "Fill", "L2Book", "TopLevels", "default_impl"]

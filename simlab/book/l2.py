@@ -1,37 +1,44 @@
 """One instrument's L2 order book, exact and fast.
 
-Levels are keyed by :class:`decimal.Decimal` parsed from the wire price string: equal prices
-are equal keys whatever their spelling, there is no binary rounding, and the C-accelerated
-``decimal`` parses as fast as ``float`` does. Each side keeps a dict ``price -> wire level``
-and a sorted list of its keys (``bisect``), so best prices, top-N and the checksum need no
-sorting. The wire level (``[price, size, ..., count]``) is kept as received, so the OKX
-checksum is computed over the exact strings the exchange sent.
+Prices are keyed by their exact decimal value (no binary rounding: ``"100"`` and
+``"100.0"`` are the same level, ``0.1 + 0.2`` surprises cannot happen), and each level keeps
+the wire strings it arrived with, so the OKX checksum is computed over exactly what the
+exchange sent. Sizes are absolute (base currency for spot, contracts for swaps and
+futures); a size of zero deletes the level. Queries return floats in those units.
 
-Sizes are absolute (base currency for spot, contracts for swaps/futures); a size of zero
-deletes the level. Quantities returned by queries are floats in those same units.
+The work is done by a core: the C one in ``simlab._native`` when it was built (the default),
+else the pure-Python reference in :mod:`simlab.book._pybook`. Both behave identically; pick
+one with ``L2Book(impl="python")`` or the environment variable ``SIMLAB_PURE_PYTHON=1``.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right, insort
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
 
-from simlab.okx.checksum import CHECKSUM_DEPTH, okx_checksum
+from ._pybook import PyBook
+from .errors import BookError
 
-_D = Decimal
-_ZERO = Decimal(0)
-_INF = Decimal("Infinity")
-_FINF = math.inf
+try:
+    from simlab._native import Book as CBook
+except ImportError:  # built without a compiler
+    CBook = None
+
+#: Book cores available here, by name.
+IMPLS: dict[str, type] = {"python": PyBook, **({"c": CBook} if CBook is not None else {})}
 
 
-class BookError(ValueError):
-    """A level that cannot be applied (non-numeric or negative price or size)."""
+def default_impl() -> str:
+    """``"c"`` if the C core was built and SIMLAB_PURE_PYTHON is unset, else ``"python"``."""
+    if CBook is None or os.environ.get("SIMLAB_PURE_PYTHON", "") not in ("", "0"):
+        return "python"
+    return "c"
 
 
 class TopLevels(NamedTuple):
@@ -47,10 +54,11 @@ class TopLevels(NamedTuple):
 class Fill:
     """Result of walking the book with a market order.
 
-    ``side`` is the taker's side (``"buy"`` lifts asks, ``"sell"`` hits bids). ``filled_base``
-    and ``filled_quote`` are what the visible book can give; ``complete`` is False when the
-    book is too thin, in which case ``shortfall`` says how much of the request (in the
-    requested unit) is left. ``avg_price`` is NaN when nothing could be filled.
+    ``side`` is the taker's side (``"buy"`` lifts asks, ``"sell"`` hits bids); ``unit`` says
+    whether ``requested`` and ``shortfall`` are in base units or quote notional.
+    ``filled_base``/``filled_quote`` are what the visible book gives; ``complete`` is False
+    when it is too thin, ``shortfall`` being what is left. ``avg_price`` is NaN when nothing
+    could be filled.
     """
 
     side: str
@@ -67,58 +75,23 @@ class Fill:
 
     @property
     def slippage_bps(self) -> float:
-        """Average fill price against the best price, in basis points, positive = worse."""
-        if not self.filled_base or not self.best_price:
+        """Average fill price against the best price, in basis points; positive = worse."""
+        if not self.filled_base:
             return math.nan
         sign = 1.0 if self.side == "buy" else -1.0
         return sign * (self.avg_price - self.best_price) / self.best_price * 1e4
 
 
-def _parse(levels: Iterable[Sequence[str]], where: str) -> list[tuple[Decimal, Sequence, float]]:
-    """Validate levels before anything is applied, so a bad level leaves the book untouched."""
-    out = []
-    for lvl in levels:
-        try:
-            px, sz = lvl[0], lvl[1]
-            if type(px) is not str or type(sz) is not str:
-                raise TypeError
-            k = _D(px)
-            f = float(sz)
-            if not (_ZERO < k < _INF) or not (0.0 <= f < _FINF):
-                raise ValueError
-        except (TypeError, ValueError, InvalidOperation, IndexError, KeyError):
-            raise BookError(
-                f"{where} level must be [price, size, ...] with decimal strings, price > 0 and "
-                f"size >= 0, got {lvl!r}"
-            ) from None
-        out.append((k, lvl, f))
-    return out
+_BID_SIDES = {"bid": False, "bids": False, "sell": False, "ask": True, "asks": True, "buy": True}
 
 
-class _Side:
-    __slots__ = ("keys", "levels")
-
-    def __init__(self) -> None:
-        self.levels: dict[Decimal, Sequence] = {}
-        self.keys: list[Decimal] = []  # ascending
-
-    def replace(self, parsed: list[tuple[Decimal, Sequence, float]]) -> None:
-        self.levels = {k: lvl for k, lvl, f in parsed if f}
-        self.keys = sorted(self.levels)
-
-    def update(self, parsed: list[tuple[Decimal, Sequence, float]]) -> None:
-        levels, keys = self.levels, self.keys
-        for k, lvl, f in parsed:
-            if f:
-                if k not in levels:
-                    insort(keys, k)
-                levels[k] = lvl
-            elif levels.pop(k, None) is not None:
-                del keys[bisect_left(keys, k)]
-
-
-def _count(lvl: Sequence) -> int:
-    return int(lvl[-1]) if len(lvl) >= 3 else 0
+def _is_ask(side: str) -> bool:
+    try:
+        return _BID_SIDES[side]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"side must be 'bid' or 'ask' (or the taker side 'sell'/'buy'), got {side!r}"
+        ) from None
 
 
 class L2Book:
@@ -129,121 +102,99 @@ class L2Book:
     ...                  asks=[["100", "1", "0", "1"], ["100.5", "4", "0", "2"]])
     >>> b.best_bid, b.best_ask, b.mid, b.spread
     (99.5, 100.0, 99.75, 0.5)
-    >>> b.apply_update(bids=[], asks=[["100", "0", "0", "0"]])  # delete the best ask
+    >>> b.apply_update(bids=[], asks=[["100", "0", "0", "0"]])  # size 0 deletes
     >>> b.best_ask
     100.5
-    >>> f = b.walk("buy", base=3.0)
-    >>> f.avg_price, f.complete
-    (100.5, True)
+    >>> b.walk("buy", base=3.0).avg_price
+    100.5
     """
 
-    __slots__ = ("_asks", "_bids", "inst_id")
+    __slots__ = ("_core", "impl", "inst_id")
 
-    def __init__(self, inst_id: str = "") -> None:
+    def __init__(self, inst_id: str = "", impl: str | None = None) -> None:
         self.inst_id = inst_id
-        self._bids = _Side()
-        self._asks = _Side()
+        self.impl = impl or default_impl()
+        try:
+            self._core = IMPLS[self.impl]()
+        except KeyError:
+            raise ValueError(f"impl must be one of {sorted(IMPLS)}, got {impl!r}") from None
 
     # -- mutation ---------------------------------------------------------------------------
     def apply_snapshot(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> None:
-        """Replace the whole book. Levels are ``[price, size, ..., count]`` wire lists."""
-        pb = _parse(bids, "bid")
-        pa = _parse(asks, "ask")
-        self._bids.replace(pb)
-        self._asks.replace(pa)
+        """Replace the whole book with ``[price, size, ..., count]`` levels (wire strings).
+
+        Raises :class:`BookError` naming the bad level; the book is then unchanged.
+        """
+        self._core.apply_snapshot(bids, asks)
 
     def apply_update(self, bids: Iterable[Sequence[str]], asks: Iterable[Sequence[str]]) -> None:
-        """Apply absolute level sizes; size 0 deletes the level. All-or-nothing on bad input."""
-        pb = _parse(bids, "bid")
-        pa = _parse(asks, "ask")
-        self._bids.update(pb)
-        self._asks.update(pa)
+        """Apply absolute level sizes; size 0 deletes. All or nothing on bad input."""
+        self._core.apply_update(bids, asks)
 
     def clear(self) -> None:
-        self._bids = _Side()
-        self._asks = _Side()
+        self._core.clear()
 
     # -- top of book ------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._bids.keys) + len(self._asks.keys)
+        return self._core.n_bids + self._core.n_asks
 
     @property
     def n_bids(self) -> int:
-        return len(self._bids.keys)
+        return self._core.n_bids
 
     @property
     def n_asks(self) -> int:
-        return len(self._asks.keys)
+        return self._core.n_asks
 
     @property
     def best_bid(self) -> float:
-        """Best bid price, NaN when the side is empty."""
-        k = self._bids.keys
-        return float(k[-1]) if k else math.nan
+        """Best bid price, NaN when there are no bids."""
+        return self._core.best(False)
 
     @property
     def best_ask(self) -> float:
-        """Best ask price, NaN when the side is empty."""
-        k = self._asks.keys
-        return float(k[0]) if k else math.nan
+        """Best ask price, NaN when there are no asks."""
+        return self._core.best(True)
 
     @property
     def best_bid_size(self) -> float:
-        k = self._bids.keys
-        return float(self._bids.levels[k[-1]][1]) if k else math.nan
+        lv = self._core.levels(False, 1)
+        return float(lv[0][1]) if lv else math.nan
 
     @property
     def best_ask_size(self) -> float:
-        k = self._asks.keys
-        return float(self._asks.levels[k[0]][1]) if k else math.nan
-
-    @property
-    def best_bid_decimal(self) -> Decimal | None:
-        k = self._bids.keys
-        return k[-1] if k else None
-
-    @property
-    def best_ask_decimal(self) -> Decimal | None:
-        k = self._asks.keys
-        return k[0] if k else None
+        lv = self._core.levels(True, 1)
+        return float(lv[0][1]) if lv else math.nan
 
     @property
     def mid(self) -> float:
-        return (self.best_bid + self.best_ask) / 2.0
+        return (self._core.best(False) + self._core.best(True)) / 2.0
 
     @property
     def spread(self) -> float:
-        """Best ask minus best bid, computed exactly then converted to float."""
-        b, a = self.best_bid_decimal, self.best_ask_decimal
-        return float(a - b) if a is not None and b is not None else math.nan
+        """Best ask minus best bid, computed exactly on the decimals, then as a float."""
+        b, a = self._core.levels(False, 1), self._core.levels(True, 1)
+        if not a or not b:
+            return math.nan
+        return float(Decimal(a[0][0]) - Decimal(b[0][0]))
 
     @property
     def spread_bps(self) -> float:
         return self.spread / self.mid * 1e4
 
     def is_crossed(self) -> bool:
-        """True when best bid >= best ask (a locked or crossed book: never valid on OKX)."""
-        b, a = self._bids.keys, self._asks.keys
-        return bool(b) and bool(a) and b[-1] >= a[0]
+        """True when best bid >= best ask (locked or crossed: never a valid OKX book)."""
+        return self._core.is_crossed()
 
     # -- levels -----------------------------------------------------------------------------
-    def _best_first(self, side: str, n: int | None = None) -> list[Decimal]:
-        if side in ("bid", "bids", "sell"):
-            keys = self._bids.keys
-            return keys[::-1] if n is None else keys[: -n - 1 : -1] if n else []
-        if side in ("ask", "asks", "buy"):
-            keys = self._asks.keys
-            return keys[:] if n is None else keys[:n]
-        raise ValueError(f"side must be 'bid' or 'ask' (or taker 'buy'/'sell'), got {side!r}")
-
-    def _levels_of(self, side: str):
-        return self._bids.levels if side in ("bid", "bids", "sell") else self._asks.levels
-
     def levels(self, side: str, n: int | None = None) -> list[tuple[str, str, int]]:
-        """Wire levels ``(price, size, order_count)`` best first; ``n=None`` for all."""
-        keys = self._best_first(side, n)
-        lv = self._levels_of(side)
-        return [(lv[k][0], lv[k][1], _count(lv[k])) for k in keys]
+        """Levels ``(price, size, order_count)`` as wire strings, best first; all when n is None.
+
+        >>> b = L2Book(); b.apply_snapshot([["9", "1", "0", "2"]], [])
+        >>> b.levels("bid")
+        [('9', '1', 2)]
+        """
+        return self._core.levels(_is_ask(side), -1 if n is None else max(n, 0))
 
     def top(self, n: int = 10) -> TopLevels:
         """Top ``n`` levels of each side as float64 arrays, best first.
@@ -252,102 +203,83 @@ class L2Book:
         >>> b.top(5).ask_sz
         array([2., 3.])
         """
-        out = []
-        for side in ("bid", "ask"):
-            keys = self._best_first(side, n)
-            lv = self._levels_of(side)
-            out.append(np.array([float(k) for k in keys], dtype=np.float64))
-            out.append(np.array([float(lv[k][1]) for k in keys], dtype=np.float64))
-        return TopLevels(*out)
+        bp, bs = self._core.top(False, n)
+        ap, as_ = self._core.top(True, n)
+        f = np.float64
+        return TopLevels(np.array(bp, f), np.array(bs, f), np.array(ap, f), np.array(as_, f))
 
     def depth(self, side: str, levels: int | None = None, bps: float | None = None,
               notional: bool = False) -> float:
-        """Resting size on one side within ``levels`` levels or within ``bps`` of the mid.
+        """Resting size on one side within ``levels`` levels, or within ``bps`` of the mid.
 
-        Returns base units (or quote notional with ``notional=True``). With neither limit,
-        the whole side.
+        Base units, or quote notional with ``notional=True``; with neither limit, the whole
+        side. Within ``bps`` means bids at or above ``mid * (1 - bps/1e4)`` and asks at or
+        below ``mid * (1 + bps/1e4)``.
 
         >>> b = L2Book(); b.apply_snapshot([["99", "1"], ["98", "2"]], [["101", "3"], ["120", "4"]])
         >>> b.depth("ask", levels=1), b.depth("bid", bps=150), b.depth("ask", bps=150)
-        (3.0, 3.0, 3.0)
+        (3.0, 1.0, 3.0)
         """
+        ask = _is_ask(side)
         if levels is not None and bps is not None:
-            raise ValueError("give levels or bps, not both")
-        keys = self._best_first(side, levels)
-        lv = self._levels_of(side)
+            raise ValueError("give levels= or bps=, not both")
+        if levels is not None and levels < 0:
+            raise ValueError(f"levels must be >= 0, got {levels}")
+        limit = math.nan
         if bps is not None:
-            if bps < 0:
+            if not bps >= 0:
                 raise ValueError(f"bps must be >= 0, got {bps}")
             mid = self.mid
             if math.isnan(mid):
                 return 0.0
-            if side in ("bid", "bids", "sell"):
-                limit = _D(repr(mid * (1 - bps / 1e4)))
-                keys = self._bids.keys[bisect_left(self._bids.keys, limit):]
-            else:
-                limit = _D(repr(mid * (1 + bps / 1e4)))
-                keys = self._asks.keys[: bisect_right(self._asks.keys, limit)]
-        if notional:
-            return float(sum(float(k) * float(lv[k][1]) for k in keys))
-        return float(sum(float(lv[k][1]) for k in keys))
+            limit = mid * (1 + bps / 1e4) if ask else mid * (1 - bps / 1e4)
+        return self._core.depth(ask, -1 if levels is None else levels, limit, notional)
 
     # -- walking the book -------------------------------------------------------------------
     def walk(self, side: str, base: float | None = None, quote: float | None = None) -> Fill:
         """Fill a market order against the visible book.
 
         ``side`` is the taker side: ``"buy"`` consumes asks, ``"sell"`` consumes bids. Give
-        exactly one of ``base`` (quantity in base units / contracts) or ``quote`` (notional in
-        quote currency).
+        exactly one of ``base`` (base units / contracts) or ``quote`` (quote notional).
 
         >>> b = L2Book(); b.apply_snapshot([], [["100", "1"], ["101", "2"]])
         >>> f = b.walk("buy", base=2)
-        >>> f.avg_price, f.filled_quote, f.levels
-        (100.5, 201.0, 2)
-        >>> b.walk("buy", base=5).shortfall
+        >>> f.avg_price, f.filled_quote, f.levels, f.complete
+        (100.5, 201.0, 2, True)
+        >>> b.walk("buy", base=5).shortfall   # larger than the book
         2.0
         """
         if side not in ("buy", "sell"):
             raise ValueError(f"side must be the taker side 'buy' or 'sell', got {side!r}")
         if (base is None) == (quote is None):
             raise ValueError("give exactly one of base= or quote=")
-        want = float(base if base is not None else quote)
+        want = base if base is not None else quote
+        try:
+            want = float(want)
+        except (TypeError, ValueError):
+            raise ValueError(f"order size must be a number, got {want!r}") from None
         if not (want > 0 and math.isfinite(want)):
             raise ValueError(f"order size must be a positive finite number, got {want!r}")
         unit = "base" if base is not None else "quote"
-        keys = self._best_first(side)
-        lv = self._levels_of(side)
-        remaining = want
-        got_base = got_quote = 0.0
-        used = 0
-        best = worst = math.nan
-        for k in keys:
-            if remaining <= 0:
-                break
-            px = float(k)
-            sz = float(lv[k][1])
-            take = min(sz, remaining) if unit == "base" else min(sz, remaining / px)
-            got_base += take
-            got_quote += take * px
-            remaining -= take if unit == "base" else take * px
-            used += 1
-            if used == 1:
-                best = px
-            worst = px
-        # A residue of floating-point dust is not a shortfall.
-        tol = 1e-12 * want
-        complete = remaining <= tol
-        return Fill(side, want, unit, got_base, got_quote,
-                    got_quote / got_base if got_base else math.nan,
-                    best, worst, used, complete, 0.0 if complete else remaining)
+        gb, gq, best, worst, used, rem = self._core.walk(side == "buy", want, unit == "quote")
+        complete = rem <= 1e-12 * want  # floating-point dust is not a shortfall
+        return Fill(side, want, unit, gb, gq, gq / gb if gb else math.nan, best, worst, used,
+                    complete, 0.0 if complete else rem)
 
     # -- integrity --------------------------------------------------------------------------
     def checksum(self) -> int:
-        """OKX checksum (signed CRC32 of the top 25 levels) of the current book."""
-        bk, ak = self._bids.keys, self._asks.keys
-        bl, al = self._bids.levels, self._asks.levels
-        return okx_checksum([bl[k] for k in bk[: -CHECKSUM_DEPTH - 1 : -1]],
-                            [al[k] for k in ak[:CHECKSUM_DEPTH]])
+        """OKX checksum (signed CRC32 of the top 25 levels, interleaved) of the current book.
+
+        >>> b = L2Book()
+        >>> b.apply_snapshot([["3366.1", "7"], ["3366", "6"]], [["3366.8", "9"], ["3368", "8"]])
+        >>> b.checksum()
+        -1881014294
+        """
+        return self._core.checksum()
 
     def __repr__(self) -> str:
         return (f"L2Book({self.inst_id!r}, bids={self.n_bids}, asks={self.n_asks}, "
-                f"best={self.best_bid}/{self.best_ask})")
+                f"best={self.best_bid}/{self.best_ask}, impl={self.impl!r})")
+
+
+__all__ = ["IMPLS", "BookError", "Fill", "L2Book", "TopLevels", "default_impl"]

@@ -1,13 +1,24 @@
 """Everything OKX-specific: wire messages, parsing, sequence rules, checksum, book sync."""
 
 from .checksum import checksum_string, crc32_signed, okx_checksum
-from .messages import BookMsg, EventMsg, OkxParseError, OtherMsg, Pong, Trade, TradeMsg
+from .messages import (
+    BOOK_TYPES,
+    BookMsg,
+    EventMsg,
+    OkxParseError,
+    OtherMsg,
+    Pong,
+    Trade,
+    TradeMsg,
+    is_book,
+)
 from .parse import parse_frame, parse_history_line
 from .sequence import Seq, classify
 from .sync import BookStats, BookSync, SyncEvent
 
 __all__ = [
+    "BOOK_TYPES",
     "BookMsg", "BookStats", "BookSync", "EventMsg", "OkxParseError", "OtherMsg", "Pong", "Seq",
     "SyncEvent", "Trade", "TradeMsg", "checksum_string", "classify", "crc32_signed",
-    "okx_checksum", "parse_frame", "parse_history_line",
+    "is_book", "okx_checksum", "parse_frame", "parse_history_line",
 ]

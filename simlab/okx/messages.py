@@ -127,3 +127,23 @@ class Pong:
 
 
 Message = BookMsg | TradeMsg | EventMsg | OtherMsg | Pong
+
+
+try:
+    from simlab._native import ScannedBook
+except ImportError:  # built without a compiler
+    ScannedBook = BookMsg  # type: ignore[misc,assignment]
+
+#: The types a book push may have: BookMsg (orjson path) and the C scanner's ScannedBook.
+BOOK_TYPES = (BookMsg, ScannedBook)
+
+
+def is_book(msg: object) -> bool:
+    """True for an order-book push, whichever parser produced it (Python or C fast path).
+
+    >>> from simlab.okx import parse_frame
+    >>> is_book(parse_frame(b'{"arg":{"channel":"bbo-tbt","instId":"X"},"data":[{"asks":[],'
+    ...                     b'"bids":[],"ts":"1","seqId":3}]}'))
+    True
+    """
+    return type(msg) in BOOK_TYPES

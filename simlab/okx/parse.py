@@ -25,6 +25,13 @@ from .messages import (
 
 _loads = orjson.loads
 
+try:
+    from simlab._native import scan_okx_book as _scan
+except ImportError:  # built without a compiler: orjson for everything
+    _scan = None
+#: Set to False to force the orjson path (the tests compare both).
+USE_SCANNER = _scan is not None
+
 
 def _opt_int(d: dict, key: str, frame) -> int | None:
     v = d.get(key)
@@ -52,12 +59,22 @@ def _levels(d: dict, key: str, frame) -> list:
 def parse_frame(frame: bytes | str) -> Message:
     """Parse one WebSocket text frame.
 
+    Book pushes come back as :class:`BookMsg` or, from the C fast path, as an object with
+    the same attributes whose ``bids``/``asks`` are read-only list-like views: test with
+    :func:`~simlab.okx.messages.is_book`, not ``isinstance``.
+
     >>> m = parse_frame(b'{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update",'
     ...                 b'"data":[{"asks":[["41006.8","0.6","0","1"]],"bids":[],"ts":"1",'
     ...                 b'"checksum":0,"prevSeqId":5,"seqId":9}]}')
     >>> (m.inst_id, m.action, m.prev_seq_id, m.seq_id, m.asks[0][0])
     ('BTC-USDT', 'update', 5, 9, '41006.8')
     """
+    if USE_SCANNER:
+        # The C scanner reads plain OKX book pushes without building a Python object per
+        # level; anything else (or anything unusual) it declines with None.
+        m = _scan(frame)
+        if m is not None:
+            return m
     if frame == b"pong" or frame == "pong":
         return Pong()
     try:

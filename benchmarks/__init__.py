@@ -1,0 +1,1 @@
+"""simlab benchmarks: `python -m benchmarks` prints one table (see README)."""

@@ -1,0 +1,44 @@
+"""Run the benchmark suite and print one table.
+
+    python -m benchmarks [--runs 5] [--record]
+
+Rates are medians over --runs runs (after a warm-up run); "spread" is fastest/slowest run.
+--record appends the table, the date, the machine and the command to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import bench_book
+from ._common import REPO, machine, table, today
+
+COLS = [("what", "what is timed"), ("data", "data"), ("rate_s", "median /s"),
+        ("spread_s", "max/min"), ("note", "note")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per row (median reported)")
+    ap.add_argument("--record", action="store_true", help="append results to RESULTS.md")
+    args = ap.parse_args(argv)
+    rows = bench_book.run(args.runs)
+    for r in rows:
+        r["rate_s"] = f"{r['rate']:,.0f}" if isinstance(r["rate"], float) else r["rate"]
+        r["spread_s"] = f"{r['spread']:.2f}" if isinstance(r["spread"], float) else r["spread"]
+    out = table(rows, COLS)
+    head = f"simlab benchmarks, {today()}, {machine()}"
+    print(head)
+    print(out)
+    if args.record:
+        cmd = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:
+            f.write(f"\n## {today()}\n\nMachine: {machine()}\n\nCommand: `{cmd.strip()}`\n\n")
+            f.write("```\n" + out + "\n```\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
