@@ -11,11 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP_RUN): $(BIN)/python pyproject.toml
+# Re-install (and so rebuild the C core) whenever the build inputs change.
+BUILD_INPUTS := pyproject.toml setup.py simlab/_native.c
+
+$(STAMP_RUN): $(BIN)/python $(BUILD_INPUTS)
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(STAMP_DEV): $(BIN)/python pyproject.toml
+$(STAMP_DEV): $(BIN)/python $(BUILD_INPUTS)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@ $(STAMP_RUN)
 

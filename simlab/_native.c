@@ -573,24 +573,29 @@ fail:
     return NULL;
 }
 
-/* depth(side, n_levels, limit_px, notional): n_levels < 0 = no level limit; limit_px NaN =
- * no price limit (bids >= limit, asks <= limit). */
+/* depth(side, n_levels, limit, notional): n_levels < 0 = no level limit; limit is a plain
+ * decimal string compared exactly with the keys (bids >= limit, asks <= limit), "" for none */
 static PyObject *Book_depth(BookObject *self, PyObject *args) {
     PyObject *side;
-    Py_ssize_t n;
-    double limit;
-    int notional;
-    if (!PyArg_ParseTuple(args, "Ondp", &side, &n, &limit, &notional)) return NULL;
+    Py_ssize_t n, llen;
+    const char *ls;
+    int notional, z;
+    Key limit;
+    if (!PyArg_ParseTuple(args, "Ons#p", &side, &n, &ls, &llen, &notional)) return NULL;
     Side *s = side_arg(self, side);
     if (!s) return NULL;
+    if (llen && parse_dec(ls, llen, &limit, &z) < 0) {
+        PyErr_Format(PyExc_ValueError, "depth limit must be a plain decimal, got %R",
+                     PyTuple_GET_ITEM(args, 2));
+        return NULL;
+    }
     if (n < 0 || n > s->n) n = s->n;
     double tot = 0.0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Level *L = side_at(s, i);
+        Py_ssize_t j = s->n - 1 - i;
+        if (llen && side_cmp(s, &s->e[j].key, &limit) < 0) break;
+        Level *L = &s->pool[s->e[j].slot];
         level_floats(L);
-        if (limit == limit) {
-            if (s->asc ? L->fpx < limit : L->fpx > limit) break;
-        }
         tot += notional ? L->fpx * L->fsz : L->fsz;
     }
     return PyFloat_FromDouble(tot);
@@ -669,7 +674,7 @@ static PyMethodDef Book_methods[] = {
     {"best", (PyCFunction)Book_best, METH_O, "best(ask: bool) -> float price or NaN"},
     {"top", (PyCFunction)Book_top, METH_VARARGS, "top(ask, n) -> ([px], [sz]) floats"},
     {"depth", (PyCFunction)Book_depth, METH_VARARGS,
-     "depth(ask, n_levels, limit_px, notional) -> float"},
+     "depth(ask, n_levels, limit: str, notional) -> float"},
     {"walk", (PyCFunction)Book_walk, METH_VARARGS,
      "walk(buy, amount, quote) -> (base, quote, best, worst, levels, remaining)"},
     {"checksum", (PyCFunction)Book_checksum, METH_NOARGS, "OKX checksum of the top 25 levels"},
@@ -1116,6 +1121,31 @@ static PyObject *View_repr(ViewObject *v) {
     return r;
 }
 
+static PyObject *View_subscript(ViewObject *v, PyObject *key) {
+    Py_ssize_t n = View_len(v);
+    if (PyIndex_Check(key)) {
+        Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+        if (i == -1 && PyErr_Occurred()) return NULL;
+        if (i < 0) i += n;
+        return View_item(v, i);
+    }
+    if (PySlice_Check(key)) {
+        PyObject *lst = View_tolist(v, NULL), *r;
+        if (!lst) return NULL;
+        r = PyObject_GetItem(lst, key);
+        Py_DECREF(lst);
+        return r;
+    }
+    PyErr_Format(PyExc_TypeError, "level indices must be integers or slices, not %.200s",
+                 Py_TYPE(key)->tp_name);
+    return NULL;
+}
+
+static PyMappingMethods View_as_mapping = {
+    .mp_length = (lenfunc)View_len,
+    .mp_subscript = (binaryfunc)View_subscript,
+};
+
 static PySequenceMethods View_as_sequence = {
     .sq_length = (lenfunc)View_len,
     .sq_item = (ssizeargfunc)View_item,
@@ -1134,6 +1164,7 @@ static PyTypeObject ViewType = {
     .tp_dealloc = (destructor)View_dealloc,
     .tp_repr = (reprfunc)View_repr,
     .tp_as_sequence = &View_as_sequence,
+    .tp_as_mapping = &View_as_mapping,
     .tp_richcompare = (richcmpfunc)View_richcompare,
     .tp_methods = View_methods,
 };

@@ -135,13 +135,13 @@ class PyBook:
         lv = self._best_first(ask, max(n, 0))
         return [float(x[0]) for x in lv], [float(x[1]) for x in lv]
 
-    def depth(self, ask: bool, n: int, limit: float, notional: bool) -> float:
+    def depth(self, ask: bool, n: int, limit: str, notional: bool) -> float:
+        lim = Decimal(limit) if limit else None
         tot = 0.0
         for px, sz, _ in self._best_first(ask, n):
-            p = float(px)
-            if limit == limit and (p > limit if ask else p < limit):
+            if lim is not None and (Decimal(px) > lim if ask else Decimal(px) < lim):
                 break
-            tot += p * float(sz) if notional else float(sz)
+            tot += float(px) * float(sz) if notional else float(sz)
         return tot
 
     def walk(self, buy: bool, want: float, quote: bool):

@@ -17,7 +17,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -82,6 +82,7 @@ class Fill:
         return sign * (self.avg_price - self.best_price) / self.best_price * 1e4
 
 
+_Q18 = Decimal(1).scaleb(-18)
 _BID_SIDES = {"bid": False, "bids": False, "sell": False, "ask": True, "asks": True, "buy": True}
 
 
@@ -225,15 +226,34 @@ class L2Book:
             raise ValueError("give levels= or bps=, not both")
         if levels is not None and levels < 0:
             raise ValueError(f"levels must be >= 0, got {levels}")
-        limit = math.nan
+        limit = ""
         if bps is not None:
             if not bps >= 0:
                 raise ValueError(f"bps must be >= 0, got {bps}")
-            mid = self.mid
-            if math.isnan(mid):
+            limit = self._bps_limit(ask, bps)
+            if limit is None:
                 return 0.0
-            limit = mid * (1 + bps / 1e4) if ask else mid * (1 - bps / 1e4)
         return self._core.depth(ask, -1 if levels is None else levels, limit, notional)
+
+    def _bps_limit(self, ask: bool, bps: float) -> str | None:
+        """The price bound ``bps`` away from the mid, exactly, as a plain decimal string.
+
+        Computed on the decimals so that a level exactly on the bound counts (in floats,
+        100 * 1.015 is 101.49999999999999). Rounded to 18 places towards inclusion, which
+        changes nothing since prices have at most 18 decimals. ``None`` for an empty side.
+        """
+        b, a = self._core.levels(False, 1), self._core.levels(True, 1)
+        if not a or not b:
+            return None
+        with localcontext() as ctx:
+            ctx.prec = 80
+            mid = (Decimal(b[0][0]) + Decimal(a[0][0])) / 2
+            f = Decimal(repr(float(bps))) / 10000
+            lim = mid * (1 + f) if ask else mid * (1 - f)
+            if lim <= 0:
+                return ""  # every bid is within the bound
+            lim = lim.quantize(_Q18, rounding=ROUND_FLOOR if ask else ROUND_CEILING)
+        return format(lim.normalize(), "f")
 
     # -- walking the book -------------------------------------------------------------------
     def walk(self, side: str, base: float | None = None, quote: float | None = None) -> Fill:

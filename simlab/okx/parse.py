@@ -6,6 +6,8 @@ input raises :class:`OkxParseError` naming what was wrong, never a bare KeyError
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from .messages import (
@@ -33,14 +35,19 @@ except ImportError:  # built without a compiler: orjson for everything
 USE_SCANNER = _scan is not None
 
 
+_INT = re.compile(r"-?[0-9]{1,19}").fullmatch
+#: OKX writes prices and sizes as plain decimals: no sign, exponent, NaN or infinity.
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch
+
+
 def _opt_int(d: dict, key: str, frame) -> int | None:
+    """An integer field, sent as a JSON integer or as a string of digits (``ts``)."""
     v = d.get(key)
     if v is None or v == "":
         return None
-    try:
+    if type(v) is int or (type(v) is str and _INT(v)):
         return int(v)
-    except (TypeError, ValueError):
-        raise OkxParseError(f"field {key!r} must be an integer, got {v!r}", frame) from None
+    raise OkxParseError(f"field {key!r} must be an integer, got {v!r}", frame)
 
 
 def _levels(d: dict, key: str, frame) -> list:
@@ -91,7 +98,11 @@ def parse_frame(frame: bytes | str) -> Message:
     if not isinstance(arg, dict) or "channel" not in arg:
         raise OkxParseError("expected 'event' or 'arg' with a 'channel'", frame)
     channel = arg["channel"]
+    if not isinstance(channel, str):
+        raise OkxParseError(f"'channel' must be a string, got {channel!r}", frame)
     inst = arg.get("instId")
+    if inst is not None and not isinstance(inst, str):
+        raise OkxParseError(f"'instId' must be a string, got {inst!r}", frame)
     if not isinstance(data, list):
         raise OkxParseError(f"{channel!r} push without a 'data' list", frame)
     if channel in BOOK_CHANNELS:
@@ -132,10 +143,8 @@ def _trade(t, frame) -> Trade:
     for name, v in (("px", px), ("sz", sz)):
         if not isinstance(v, str):
             raise OkxParseError(f"trade {name!r} must be a decimal string, got {v!r}", frame)
-        try:
-            float(v)
-        except ValueError:
-            raise OkxParseError(f"trade {name!r} is not a number: {v!r}", frame) from None
+        if not _DECIMAL(v):
+            raise OkxParseError(f"trade {name!r} is not a number: {v!r}", frame)
     ts = _opt_int(t, "ts", frame)
     if ts is None:
         raise OkxParseError("trade without 'ts'", frame)
