@@ -31,7 +31,6 @@ test: $(STAMP_DEV)
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check simlab tests benchmarks
-	$(BIN)/ruff format --check simlab tests benchmarks
 
 bench: $(STAMP_RUN)
 	$(BIN)/python -m benchmarks

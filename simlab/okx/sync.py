@@ -8,6 +8,8 @@ they arrived, enforcing the sequence rules (:mod:`simlab.okx.sequence`) and the 
 
 After a gap or a failed checksum the book is invalid: later updates are counted as
 ``no_snapshot`` and not applied until the next snapshot (the live client resyncs then).
+``events`` records each break once (the gap, the failed checksum, or the first update that
+arrived with no book to apply to); the consumer drains it.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class BookSync:
     last_prev: int | None = None
     #: outcome of the last message's checksum check: "ok", "failed", "absent" or None
     last_checksum: str | None = None
+    _invalid_reported: bool = field(default=False, repr=False)
 
     def apply(self, msg: BookMsg, arrival: int | None = None) -> Seq:
         st = self.stats
@@ -109,8 +112,12 @@ class BookSync:
             return kind
         if kind is Seq.NO_SNAPSHOT:
             st.no_snapshot += 1
-            self.events.append(SyncEvent("no_snapshot", msg.channel, msg.inst_id, msg.ts,
-                                         msg.seq_id, msg.prev_seq_id, arrival=arrival))
+            # One event per run of unusable updates, and none when a gap or a failed
+            # checksum already explains it: a long outage must not grow the event list.
+            if not self._invalid_reported:
+                self._invalid_reported = True
+                self.events.append(SyncEvent("no_snapshot", msg.channel, msg.inst_id, msg.ts,
+                                             msg.seq_id, msg.prev_seq_id, arrival=arrival))
             return kind
         if kind is Seq.DUPLICATE:
             st.duplicates += 1
@@ -127,6 +134,7 @@ class BookSync:
         if kind is Seq.SNAPSHOT:
             st.snapshots += 1
             self.valid = True
+            self._invalid_reported = False
         elif kind is Seq.HEARTBEAT:
             st.heartbeats += 1
         elif kind is Seq.RESET:
@@ -162,6 +170,7 @@ class BookSync:
     def _invalidate(self, why: str, msg: BookMsg, arrival: int | None,
                     expected_prev: int | None = None, detail: str = "") -> None:
         self.valid = False
+        self._invalid_reported = True
         self.last_seq = self.last_prev = None
         self.book.clear()
         self.events.append(SyncEvent(why, msg.channel, msg.inst_id, msg.ts, msg.seq_id,

@@ -1,0 +1,284 @@
+"""Turn one raw OKX frame into venue-neutral rows for a recording's normalised tables.
+
+:func:`normalize` parses a frame and says what it is (``kind``), which channel and
+instrument it belongs to, and, for order-book and trade pushes, the rows it contributes as
+a dict of column lists. The store writes those columns without knowing anything about OKX;
+the receive-side columns (``arrival``, ``recv_ns``) are added by the writer.
+
+A frame that cannot be parsed, or whose numbers are not numbers, comes back as
+``kind == "malformed"`` with the reason; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .messages import (
+    BOOK_CHANNELS,
+    OTHER_CHANNELS,
+    TRADE_CHANNELS,
+    EventMsg,
+    OkxParseError,
+    OtherMsg,
+    Pong,
+    TradeMsg,
+    is_book,
+)
+from .parse import parse_frame, parse_history_line
+
+#: Raw payloads are WebSocket frames of the v5 public feed.
+WIRE_WS = "okx-ws"
+#: Raw payloads are lines of OKX's daily historical L2 files.
+WIRE_L2_HISTORY = "okx-l2-history"
+WIRE_FORMATS = (WIRE_WS, WIRE_L2_HISTORY)
+
+LEVEL_COLUMNS = ("ts_ms", "seq_id", "prev_seq_id", "checksum", "snapshot", "side", "price",
+                 "size", "count", "price_str", "size_str")
+TRADE_COLUMNS = ("ts_ms", "trade_id", "side", "price", "size", "price_str", "size_str", "count",
+                 "seq_id", "source")
+
+_I64 = 2**63
+_I32 = 2**31
+
+
+@dataclass(slots=True)
+class Normalized:
+    """What one frame is and what it contributes.
+
+    ``kind`` is ``book``, ``trade``, ``other`` (a known channel kept raw only), ``unknown``
+    (a channel simlab does not know), ``event`` (subscribe ack, error, notice), ``pong`` or
+    ``malformed``. ``table`` is ``"levels"``/``"trades"`` when ``rows`` holds columns for
+    it. ``msg`` is the parsed message (also for a book push whose levels are malformed, so
+    that a book checker can still count it). ``ts_ms`` is the exchange time when the frame
+    carries one; ``label`` names an event (``"subscribe"``, ``"error 60012"``).
+    """
+
+    kind: str
+    channel: str | None = None
+    inst_id: str | None = None
+    msg: Any = None
+    table: str | None = None
+    rows: dict[str, list] | None = None
+    ts_ms: int | None = None
+    label: str | None = None
+    error: str | None = None
+
+
+def normalize(payload: bytes | str, wire_format: str = WIRE_WS) -> Normalized:
+    """Parse and normalise one frame; never raises on bad input.
+
+    >>> n = normalize(b'{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot",'
+    ...               b'"data":[{"asks":[["2","1","0","3"]],"bids":[["1","5","0","1"]],'
+    ...               b'"ts":"7","checksum":0,"prevSeqId":-1,"seqId":9}]}')
+    >>> n.kind, n.table, n.rows["side"], n.rows["price"], n.rows["count"]
+    ('book', 'levels', ['bid', 'ask'], [1.0, 2.0], [1, 3])
+    >>> normalize(b'{"arg":').kind
+    'malformed'
+    """
+    if wire_format not in WIRE_FORMATS:
+        raise ValueError(f"wire format must be one of {WIRE_FORMATS}, got {wire_format!r}")
+    try:
+        if wire_format == WIRE_L2_HISTORY:
+            msg = parse_history_line(payload)
+        else:
+            msg = parse_frame(payload)
+    except OkxParseError as e:
+        return Normalized("malformed", error=e.reason)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        # The parser promises OkxParseError; anything else is still bad input, not a crash.
+        return Normalized("malformed", error=f"unparseable frame ({type(e).__name__}: {e})")
+    return _classify(msg)
+
+
+def _classify(msg: Any) -> Normalized:
+    if is_book(msg):
+        try:
+            rows = level_rows(msg)
+        except OkxParseError as e:
+            return Normalized("malformed", msg.channel, msg.inst_id, msg, ts_ms=_ts(msg.ts),
+                              error=e.reason)
+        return Normalized("book", msg.channel, msg.inst_id, msg, "levels", rows, msg.ts)
+    if isinstance(msg, TradeMsg):
+        try:
+            rows = trade_rows(msg)
+        except OkxParseError as e:
+            return Normalized("malformed", msg.channel, msg.inst_id, msg, error=e.reason)
+        ts = max(rows["ts_ms"]) if rows["ts_ms"] else None
+        return Normalized("trade", msg.channel, msg.inst_id, msg, "trades", rows, ts)
+    if isinstance(msg, EventMsg):
+        label = msg.event if msg.code in (None, "", "0") else f"{msg.event} {msg.code}"
+        return Normalized("event", msg.channel, msg.inst_id, msg, label=label)
+    if isinstance(msg, Pong):
+        return Normalized("pong", msg=msg, label="pong")
+    assert isinstance(msg, OtherMsg)
+    if not isinstance(msg.channel, str):
+        return Normalized("malformed", error=f"'channel' must be a string, got {msg.channel!r}")
+    known = msg.channel in OTHER_CHANNELS or msg.channel in BOOK_CHANNELS | TRADE_CHANNELS
+    inst = msg.inst_id if isinstance(msg.inst_id, str) else None
+    return Normalized("other" if known else "unknown", msg.channel, inst, msg,
+                      ts_ms=_data_ts(msg.data))
+
+
+def _data_ts(data: Any) -> int | None:
+    try:
+        return _ts(int(data[0]["ts"]))
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None
+
+
+def _ts(v: int | None) -> int | None:
+    return v if v is not None and 0 <= v < _I64 else None
+
+
+def _int_in(v: int | None, what: str, limit: int) -> int | None:
+    if v is not None and not -limit <= v < limit:
+        raise OkxParseError(f"{what} out of range: {v}")
+    return v
+
+
+def _number(s: Any, what: str, zero_ok: bool) -> float:
+    if type(s) is not str:
+        raise OkxParseError(f"{what} must be a decimal string, got {s!r}")
+    try:
+        f = float(s)
+    except ValueError:
+        raise OkxParseError(f"{what} is not a number: {s!r}") from None
+    if not math.isfinite(f) or f < 0 or (f == 0 and not zero_ok):
+        raise OkxParseError(f"{what} must be finite and {'>= 0' if zero_ok else '> 0'}: {s!r}")
+    return f
+
+
+def _count(s: Any, what: str) -> int:
+    try:
+        c = int(s)
+    except (TypeError, ValueError):
+        raise OkxParseError(f"{what} must be an integer string, got {s!r}") from None
+    if not 0 <= c < _I32:
+        raise OkxParseError(f"{what} out of range: {c}")
+    return c
+
+
+def _side_fast(levels: Any) -> tuple[list, ...] | None:
+    """Columns of one side when every level is clean (the normal case), else None."""
+    try:
+        pstr = [lvl[0] for lvl in levels]
+        sstr = [lvl[1] for lvl in levels]
+        if not pstr:
+            return [], [], [], [], []
+        if {type(x) for x in pstr} | {type(x) for x in sstr} != {str}:
+            return None
+        prices = list(map(float, pstr))
+        sizes = list(map(float, sstr))
+        counts = [int(lvl[-1]) if len(lvl) >= 3 else None for lvl in levels]
+    except (ValueError, TypeError, IndexError):
+        return None
+    # a NaN or inf anywhere makes the sum non-finite (huge finite values only fall back)
+    if not (math.isfinite(sum(prices) + sum(sizes)) and min(prices) > 0 and min(sizes) >= 0):
+        return None
+    known = [c for c in counts if c is not None]
+    if known and not (min(known) >= 0 and max(known) < _I32):
+        return None
+    return prices, sizes, counts, pstr, sstr
+
+
+def _side_checked(levels: Any, side: str) -> tuple[list, ...]:
+    """Columns of one side, level by level, raising :class:`OkxParseError` on the first bad
+    one (the slow path, taken only when :func:`_side_fast` found something wrong)."""
+    prices, sizes, counts, pstr, sstr = [], [], [], [], []
+    for lvl in levels:
+        if len(lvl) < 2:
+            raise OkxParseError(f"{side} level must be [price, size, ..., count], got {lvl!r}")
+        px, sz = lvl[0], lvl[1]
+        prices.append(_number(px, f"{side} price", zero_ok=False))
+        sizes.append(_number(sz, f"{side} size", zero_ok=True))
+        counts.append(_count(lvl[-1], f"{side} order count") if len(lvl) >= 3 else None)
+        pstr.append(px)
+        sstr.append(sz)
+    return prices, sizes, counts, pstr, sstr
+
+
+def level_rows(msg: Any) -> dict[str, list]:
+    """Columns (:data:`LEVEL_COLUMNS`) for one book message: a row per level, in wire order,
+    bids then asks. A message without levels (a heartbeat) gives one row with ``side`` and
+    the level columns NULL, so that its seqIds survive. Raises :class:`OkxParseError` on a
+    level whose price, size or count is not a number.
+
+    >>> from simlab.okx.messages import BookMsg
+    >>> level_rows(BookMsg("books", "X", "update", [], [], 5, 9, 9, 0))["side"]
+    [None]
+    >>> level_rows(BookMsg("books", "X", "update", [["1", "x"]], [], 5, 9, 8, 0))
+    Traceback (most recent call last):
+    ...
+    simlab.okx.messages.OkxParseError: bid size is not a number: 'x'
+    """
+    sides: list = []
+    prices: list = []
+    sizes: list = []
+    counts: list = []
+    pstr: list = []
+    sstr: list = []
+    for side, levels in (("bid", msg.bids), ("ask", msg.asks)):
+        cols = _side_fast(levels) or _side_checked(levels, side)
+        sides += [side] * len(cols[0])
+        for out, col in zip((prices, sizes, counts, pstr, sstr), cols, strict=True):
+            out += col
+    n = len(sides)
+    if n == 0:
+        n = 1
+        sides, prices, sizes, counts, pstr, sstr = [None], [None], [None], [None], [None], [None]
+    if _ts(msg.ts) is None:
+        raise OkxParseError(f"ts out of range: {msg.ts}")
+    return {
+        "ts_ms": [msg.ts] * n,
+        "seq_id": [_int_in(msg.seq_id, "seqId", _I64)] * n,
+        "prev_seq_id": [_int_in(msg.prev_seq_id, "prevSeqId", _I64)] * n,
+        "checksum": [_int_in(msg.checksum, "checksum", _I64)] * n,
+        "snapshot": [msg.action == "snapshot"] * n,
+        "side": sides, "price": prices, "size": sizes, "count": counts,
+        "price_str": pstr, "size_str": sstr,
+    }
+
+
+def trade_rows(msg: Any) -> dict[str, list]:
+    """Columns (:data:`TRADE_COLUMNS`) for one trades push: a row per trade, in wire order.
+
+    >>> from simlab.okx.messages import Trade, TradeMsg
+    >>> r = trade_rows(TradeMsg("trades", "X", [Trade("7", "10.5", "2", "buy", 1)]))
+    >>> r["trade_id"], r["price"], r["size_str"], r["count"]
+    (['7'], [10.5], ['2'], [None])
+    """
+    cols: dict[str, list] = {c: [] for c in TRADE_COLUMNS}
+    for t in msg.trades:
+        if _ts(t.ts) is None:
+            raise OkxParseError(f"trade ts out of range: {t.ts}")
+        cols["ts_ms"].append(t.ts)
+        cols["trade_id"].append(str(t.trade_id))
+        cols["side"].append(t.side)
+        cols["price"].append(_number(t.px, "trade price", zero_ok=False))
+        cols["size"].append(_number(t.sz, "trade size", zero_ok=True))
+        cols["price_str"].append(t.px)
+        cols["size_str"].append(t.sz)
+        cols["count"].append(_int_in(t.count, "trade count", _I32))
+        cols["seq_id"].append(_int_in(t.seq_id, "trade seqId", _I64))
+        cols["source"].append(None if t.source is None else str(t.source))
+    return cols
+
+
+def instrument_metadata(response: Any) -> dict[str, dict[str, Any]]:
+    """``instId -> metadata`` from a REST ``/api/v5/public/instruments`` response (a parsed
+    JSON object); empty fields are dropped. Raises :class:`OkxParseError` on anything else.
+
+    >>> instrument_metadata({"code": "0", "data": [{"instId": "BTC-USDT", "tickSz": "0.1",
+    ...                                              "ctVal": "", "instType": "SPOT"}]})
+    {'BTC-USDT': {'instId': 'BTC-USDT', 'tickSz': '0.1', 'instType': 'SPOT'}}
+    """
+    data = response.get("data") if isinstance(response, dict) else None
+    if not isinstance(data, list):
+        raise OkxParseError('expected an instruments response {"code": ..., "data": [...]}')
+    out: dict[str, dict[str, Any]] = {}
+    for d in data:
+        if isinstance(d, dict) and isinstance(d.get("instId"), str):
+            out[d["instId"]] = {k: v for k, v in d.items() if v not in ("", None)}
+    return out

@@ -1,0 +1,375 @@
+"""``simlab verify``: replay a recording's raw frames and check every book.
+
+:func:`verify` streams ``raw/`` in arrival order, rebuilds each (channel, instrument) book
+with :class:`simlab.okx.BookSync` on a :class:`simlab.book.L2Book`, and counts messages,
+snapshots, updates, heartbeats, resets, checksums, gaps and crossed books; trades, other
+channels, control events and malformed frames are counted too. It also checks the files:
+every listed file present, Parquet, with the listed row count; arrivals exactly 0..n-1;
+files not listed in the manifest reported as strays.
+
+A recording is OK when no checksum fails, no gap is found, no update arrives without a
+snapshot, no book message is rejected, and files and arrivals are consistent. Malformed
+frames, unknown channels, stray files and an incomplete recording are warnings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simlab.book import L2Book
+from simlab.okx import BookSync, is_book
+from simlab.okx.normalize import normalize
+
+from .manifest import RecordingError, ns_to_iso
+from .reader import Recording
+from .schema import MANIFEST, RAW
+
+MAX_REPORTED_EVENTS = 50
+_PROBLEM_STATS = (("checksum_failed", "checksum failures"), ("gaps", "sequence gaps"),
+                  ("no_snapshot", "updates without a valid snapshot"),
+                  ("rejected", "book messages rejected (bad levels)"))
+
+
+class BookChecker:
+    """One :class:`BookSync` (on an :class:`L2Book`) per (channel, instrument).
+
+    :meth:`apply` returns the integrity events of that message as dicts (BookSync reports a
+    run of updates without a snapshot once, at its first message).
+
+    >>> from simlab.okx.messages import BookMsg
+    >>> c = BookChecker()
+    >>> [e["kind"] for e in c.apply(BookMsg("books", "X", "update", [], [], 1, 5, 4, 0), 0)]
+    ['no_snapshot']
+    >>> c.apply(BookMsg("books", "X", "update", [], [], 2, 6, 5, 0), 1)
+    []
+    """
+
+    def __init__(self, verify_checksum: bool = True):
+        self.verify_checksum = verify_checksum
+        self.syncs: dict[tuple[str, str], BookSync] = {}
+
+    def apply(self, msg: Any, arrival: int | None = None) -> list[dict[str, Any]]:
+        key = (msg.channel, msg.inst_id)
+        s = self.syncs.get(key)
+        if s is None:
+            s = self.syncs[key] = BookSync(L2Book(msg.inst_id), self.verify_checksum)
+        s.apply(msg, arrival)
+        if not s.events:
+            return []
+        out = [_event_dict(e) for e in s.events]
+        s.events.clear()
+        return out
+
+    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """``{channel: {inst: BookStats.as_dict()}}``, sorted."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for (ch, inst), s in sorted(self.syncs.items()):
+            out.setdefault(ch, {})[inst] = s.stats.as_dict()
+        return out
+
+
+def _event_dict(e: Any) -> dict[str, Any]:
+    return {"kind": e.kind, "channel": e.channel, "inst": e.inst_id, "ts": e.ts,
+            "seq_id": e.seq_id, "prev_seq_id": e.prev_seq_id, "expected_prev": e.expected_prev,
+            "detail": e.detail, "arrival": e.arrival}
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify`; :meth:`as_dict` is what ``simlab verify --json`` prints.
+
+    ``channels`` maps channel -> ``{"kind": "book"|"trade"|"other"|"unknown", "total": {...},
+    "instruments": {inst: {...}}}``.
+    """
+
+    path: str
+    complete: bool
+    wire_format: str
+    frames: int = 0
+    first_recv_ns: int | None = None
+    last_recv_ns: int | None = None
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    control: dict[str, int] = field(default_factory=dict)
+    malformed: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    events_total: int = 0
+    files_listed: int = 0
+    stray_files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "ok": self.ok, "complete": self.complete,
+            "wire_format": self.wire_format, "frames": self.frames,
+            "first_recv": ns_to_iso(self.first_recv_ns), "last_recv": ns_to_iso(self.last_recv_ns),
+            "channels": self.channels, "control": self.control, "malformed": self.malformed,
+            "events": self.events, "events_total": self.events_total,
+            "files_listed": self.files_listed, "stray_files": self.stray_files,
+            "problems": self.problems, "warnings": self.warnings,
+        }
+
+
+class _Tally:
+    """Accumulates per-frame counts during the replay."""
+
+    def __init__(self) -> None:
+        self.books = BookChecker()
+        self.trades: dict[tuple[str, str], Counter] = {}
+        self.other: dict[tuple[str, str, str], int] = Counter()
+        self.control: Counter = Counter()
+        self.malformed: Counter = Counter()
+        self.malformed_examples: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.events_total = 0
+        self.arrival_errors: list[str] = []
+        self.n_arrival_errors = 0
+
+    def frame(self, f: Any, wire_format: str) -> None:
+        norm = normalize(f.payload, wire_format)
+        if norm.kind == "malformed":
+            self.malformed[norm.error or "malformed"] += 1
+            if len(self.malformed_examples) < 20:
+                self.malformed_examples.append({"arrival": f.arrival, "reason": norm.error,
+                                                "payload": f.payload[:120].decode("utf-8",
+                                                                                  "replace")})
+        if norm.msg is not None and is_book(norm.msg):
+            for e in self.books.apply(norm.msg, f.arrival):
+                self.events_total += 1
+                if len(self.events) < MAX_REPORTED_EVENTS:
+                    self.events.append(e)
+        elif norm.kind == "trade":
+            c = self.trades.setdefault((norm.channel, norm.inst_id or ""), Counter())
+            c["messages"] += 1
+            c["rows"] += len(norm.rows["trade_id"])
+        elif norm.kind in ("other", "unknown"):
+            self.other[(norm.kind, norm.channel, norm.inst_id or "")] += 1
+        elif norm.kind in ("event", "pong"):
+            self.control[norm.label or norm.kind] += 1
+
+    def arrival(self, expected: int, got: int) -> None:
+        self.n_arrival_errors += 1
+        if len(self.arrival_errors) < 5:
+            what = "duplicate or out of order" if got < expected else f"{got - expected} missing"
+            self.arrival_errors.append(f"arrival {got} where {expected} was expected ({what})")
+
+
+def verify(path: str | Path, progress: bool | None = False) -> VerifyReport:
+    """Replay and check a recording. Raises :class:`RecordingError` when it is unusable
+    (no manifest, a raw file missing or not Parquet).
+
+    >>> r = verify("rec")                                        # doctest: +SKIP
+    >>> r.ok, r.channels["books"]["total"]["checksum_verified"]  # doctest: +SKIP
+    (True, 290)
+    """
+    rec = Recording(path)
+    m = rec.manifest
+    rep = VerifyReport(str(rec.path), bool(m.get("complete")), rec.wire_format,
+                       files_listed=len(m["files"]))
+    _check_files(rec, rep)
+    tally = _replay(rec, rep, progress)
+    _fill(rep, tally)
+    _judge(rep, m)
+    return rep
+
+
+def _replay(rec: Recording, rep: VerifyReport, progress: bool | None) -> _Tally:
+    from tqdm import tqdm
+
+    tally = _Tally()
+    expected = 0
+    disable = None if progress is None else not progress  # None: only on a terminal
+    with tqdm(total=rec.manifest.get("arrivals") or None, unit="msg", disable=disable,
+              desc="verify") as bar:
+        for f in rec.iter_raw():
+            if f.arrival != expected:
+                tally.arrival(expected, f.arrival)
+            expected = max(expected, f.arrival + 1)
+            rep.frames += 1
+            if rep.first_recv_ns is None:
+                rep.first_recv_ns = f.recv_ns
+            rep.last_recv_ns = f.recv_ns
+            tally.frame(f, rec.wire_format)
+            bar.update()
+    return tally
+
+
+def _check_files(rec: Recording, rep: VerifyReport) -> None:
+    listed = set()
+    for e in rec.manifest["files"]:
+        listed.add(e["path"])
+        p = rec.path / e["path"]
+        try:
+            rows = pq.ParquetFile(p).metadata.num_rows if p.is_file() else None
+        except (pa.ArrowException, OSError) as err:
+            msg = f"{p}: not a readable Parquet file ({err})"
+            if e["dataset"] == RAW:
+                raise RecordingError(msg) from None
+            rep.problems.append(f"{msg}; run `simlab rebuild {rec.path}`")
+            continue
+        if rows is None:
+            msg = f"{p}: listed in the manifest but missing"
+            if e["dataset"] == RAW:
+                raise RecordingError(msg)
+            rep.problems.append(f"{msg}; run `simlab rebuild {rec.path}`")
+        elif rows != e["rows"]:
+            rep.problems.append(f"{p}: {rows} rows, manifest says {e['rows']}")
+    rep.stray_files = _strays(rec.path, listed)
+
+
+def _strays(root: Path, listed: set[str]) -> list[str]:
+    out = []
+    for d, _, names in os.walk(root):
+        for n in names:
+            rel = (Path(d) / n).relative_to(root).as_posix()
+            if rel != MANIFEST and rel not in listed:
+                out.append(rel)
+    return sorted(out)
+
+
+def _sum_stats(per_inst: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for st in per_inst.values():
+        for k, v in st.items():
+            if k not in ("first_ts", "last_ts"):
+                total[k] = total.get(k, 0) + v
+    firsts = [st["first_ts"] for st in per_inst.values() if st["first_ts"] is not None]
+    lasts = [st["last_ts"] for st in per_inst.values() if st["last_ts"] is not None]
+    total["first_ts"] = min(firsts, default=None)
+    total["last_ts"] = max(lasts, default=None)
+    return total
+
+
+def _fill(rep: VerifyReport, t: _Tally) -> None:
+    for ch, per_inst in t.books.summary().items():
+        rep.channels[ch] = {"kind": "book", "total": _sum_stats(per_inst),
+                            "instruments": per_inst}
+    for (ch, inst), c in sorted(t.trades.items()):
+        entry = rep.channels.setdefault(ch, {"kind": "trade", "total": Counter(),
+                                             "instruments": {}})
+        entry["instruments"][inst] = dict(c)
+        entry["total"].update(c)
+    for (kind, ch, inst), n in sorted(t.other.items()):
+        entry = rep.channels.setdefault(ch, {"kind": kind, "total": Counter(), "instruments": {}})
+        entry["instruments"][inst] = {"messages": n}
+        entry["total"]["messages"] += n
+    for entry in rep.channels.values():
+        entry["total"] = dict(entry["total"])
+    rep.control = dict(sorted(t.control.items()))
+    rep.malformed = {"count": sum(t.malformed.values()), "reasons": dict(t.malformed),
+                     "examples": t.malformed_examples}
+    rep.events, rep.events_total = t.events, t.events_total
+    if t.n_arrival_errors:
+        rep.problems.append(f"arrival order broken {t.n_arrival_errors} times: "
+                            + "; ".join(t.arrival_errors))
+
+
+def _judge(rep: VerifyReport, m: dict[str, Any]) -> None:
+    for ch, entry in rep.channels.items():
+        if entry["kind"] != "book":
+            continue
+        for inst, st in entry["instruments"].items():
+            for key, what in _PROBLEM_STATS:
+                if st[key]:
+                    rep.problems.append(f"{ch} {inst}: {st[key]} {what}")
+    if rep.frames != m.get("arrivals", rep.frames):
+        rep.problems.append(f"{rep.frames} raw frames, manifest says {m.get('arrivals')}")
+    if rep.malformed["count"]:
+        rep.warnings.append(f"{rep.malformed['count']} malformed frames (kept raw, not "
+                            "normalised)")
+    for ch, entry in rep.channels.items():
+        if entry["kind"] == "unknown":
+            rep.warnings.append(f"unknown channel {ch!r}: {entry['total']['messages']} "
+                                "messages kept raw")
+    if rep.stray_files:
+        rep.warnings.append(f"{len(rep.stray_files)} files not listed in the manifest "
+                            "(ignored by readers)")
+    if not rep.complete:
+        why = f": {m['error']}" if m.get("error") else ""
+        rep.warnings.append(f"recording not closed cleanly{why}")
+
+
+# -- text output -------------------------------------------------------------------------
+_BOOK_COLS = (("messages", "msgs"), ("snapshots", "snap"), ("updates", "upd"),
+              ("heartbeats", "hb"), ("resets", "reset"), ("gaps", "gaps"),
+              ("no_snapshot", "nosnap"), ("rejected", "rej"), ("checksum_verified", "cks_ok"),
+              ("checksum_failed", "cks_fail"), ("checksum_absent", "cks_abs"),
+              ("crossed", "crossed"))
+
+
+def _dash(v: Any) -> Any:
+    return "-" if v is None else v
+
+
+def _ms_iso(ms: int | None) -> str:
+    return "-" if ms is None else (ns_to_iso(ms * 1_000_000) or "-")[:23].replace("T", " ")
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Align rows under headers: text left, numbers right.
+
+    >>> print(table(["inst", "n"], [["BTC-USDT", 98], ["X", 7]]))
+    inst       n
+    BTC-USDT  98
+    X          7
+    """
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [all(isinstance(r[i], int) for r in rows) for i in range(len(headers))]
+    lines = []
+    for r in cells:
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric,
+                                                                          strict=True)]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def format_report(rep: VerifyReport) -> str:
+    """The human-readable report printed by ``simlab verify``."""
+    out = [f"recording {rep.path}: {rep.frames} frames, "
+           f"{ns_to_iso(rep.first_recv_ns) or '-'} .. {ns_to_iso(rep.last_recv_ns) or '-'}, "
+           f"{'complete' if rep.complete else 'INCOMPLETE'}, wire format {rep.wire_format}"]
+    books = [[ch, inst] + [st[k] for k, _ in _BOOK_COLS] + [_ms_iso(st["first_ts"]),
+                                                          _ms_iso(st["last_ts"])]
+             for ch, e in rep.channels.items() if e["kind"] == "book"
+             for inst, st in e["instruments"].items()]
+    if books:
+        out += ["", table(["channel", "inst"] + [h for _, h in _BOOK_COLS]
+                          + ["first ts (UTC)", "last ts (UTC)"], books)]
+    trades = [[ch, inst, c.get("messages", 0), c.get("rows", 0)]
+              for ch, e in rep.channels.items() if e["kind"] == "trade"
+              for inst, c in e["instruments"].items()]
+    if trades:
+        out += ["", table(["channel", "inst", "msgs", "trades"], trades)]
+    other = [[ch, e["kind"], inst, c["messages"]] for ch, e in rep.channels.items()
+             if e["kind"] in ("other", "unknown") for inst, c in e["instruments"].items()]
+    if other:
+        out += ["", table(["channel", "kind", "inst", "msgs"], other)]
+    ctl = ", ".join(f"{k} {v}" for k, v in rep.control.items()) or "none"
+    out += ["", f"control frames: {ctl}", f"malformed frames: {rep.malformed.get('count', 0)}",
+            f"files: {rep.files_listed} listed, {len(rep.stray_files)} not listed"]
+    out += [f"  stray: {s}" for s in rep.stray_files[:20]]
+    if rep.events:
+        out += ["", f"integrity events ({rep.events_total}"
+                + (f", first {len(rep.events)} shown" if rep.events_total > len(rep.events)
+                   else "") + "):",
+                table(["kind", "channel", "inst", "exchange ts (UTC)", "seqId", "prevSeqId",
+                       "expected prev", "arrival", "detail"],
+                      [[e["kind"], e["channel"], e["inst"], _ms_iso(e["ts"]),
+                        _dash(e["seq_id"]), _dash(e["prev_seq_id"]), _dash(e["expected_prev"]),
+                        _dash(e["arrival"]), e["detail"][:60]] for e in rep.events])]
+    out += [f"warning: {w}" for w in rep.warnings]
+    out += [f"PROBLEM: {p}" for p in rep.problems]
+    out.append("OK" if rep.ok else f"FAILED ({len(rep.problems)} problems)")
+    return "\n".join(out)

@@ -1,0 +1,207 @@
+"""verify(): replaying recordings, real and synthetic, good and broken."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simlab.store import Recording, RecordingError, RecordingWriter, format_report, verify
+
+T = 1_652_459_225 * 10**9
+
+
+def record(path, frames, **kw):
+    with RecordingWriter(path, {"importer": "test"}, **kw) as w:
+        for i, p in enumerate(frames):
+            w.add(p, T + i * 1000)
+    return path
+
+
+def book_stats(rep, inst, channel="books"):
+    return rep.channels[channel]["instruments"][inst]
+
+
+# -- the real capture: published counts -----------------------------------------------------
+def test_real_capture_all_checksums_verify(capture_recording):
+    rep = verify(capture_recording)
+    books = rep.channels["books"]
+    assert books["kind"] == "book"
+    assert books["total"]["checksum_verified"] == 290
+    assert books["total"]["checksum_failed"] == 0
+    assert {i: s["messages"] for i, s in books["instruments"].items()} == {
+        "BTC-USDT": 98, "BTC-USD-220527": 99, "UNI-USD-SWAP": 93}
+    assert {i: s["snapshots"] for i, s in books["instruments"].items()} == {
+        "BTC-USDT": 1, "BTC-USD-220527": 1, "UNI-USD-SWAP": 1}
+    assert books["total"]["gaps"] == 0 and books["total"]["crossed"] == 0
+    trades = rep.channels["trades"]["instruments"]
+    assert {i: c["rows"] for i, c in trades.items()} == {
+        "BTC-USDT": 69, "BTC-USD-220527": 4, "UNI-USD-SWAP": 1}
+    assert rep.channels["tickers"]["kind"] == "other"
+    assert rep.control == {"subscribe": 18}
+    assert rep.frames == 410 and rep.malformed["count"] == 0
+    assert rep.stray_files == [] and rep.ok and rep.complete
+    # timestamps are the exchange's, in ms
+    assert books["instruments"]["BTC-USDT"]["first_ts"] == 1_652_459_225_381
+    json.dumps(rep.as_dict())  # serialisable
+
+
+def test_a_corrupted_real_update_fails_its_checksum(capture_recording, tmp_path):
+    rec = Recording(capture_recording)
+    frames = list(rec.iter_raw())
+    i = next(k for k, f in enumerate(frames)
+             if b'"instId":"BTC-USDT"' in f.payload and b'"action":"update"' in f.payload)
+    msg = json.loads(frames[i].payload)
+    lvl = (msg["data"][0]["asks"] or msg["data"][0]["bids"])[0]
+    lvl[1] = str(float(lvl[1]) + 1)  # one size changed: the book no longer matches
+    payloads = [f.payload for f in frames]
+    payloads[i] = json.dumps(msg, separators=(",", ":")).encode()
+    rep = verify(record(tmp_path / "r", payloads))
+    st = book_stats(rep, "BTC-USDT")
+    assert st["checksum_failed"] == 1
+    assert st["no_snapshot"] > 0  # the book is invalid until a new snapshot
+    assert not rep.ok
+    assert any("checksum failures" in p and "BTC-USDT" in p for p in rep.problems)
+    assert rep.events[0]["kind"] == "checksum_failed" and rep.events[0]["arrival"] == i
+
+
+# -- synthetic chains ------------------------------------------------------------------------
+def test_heartbeat_and_reset_are_not_gaps(tmp_path, wire):
+    f = wire.BookFeed("X")
+    frames = [f.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")]),
+              f.update([wire.lv("1", "3")], []), f.heartbeat(), f.reset(5),
+              f.update([], [wire.lv("2", "4")])]
+    rep = verify(record(tmp_path / "r", frames))
+    st = book_stats(rep, "X")
+    assert (st["messages"], st["snapshots"], st["updates"], st["heartbeats"], st["resets"],
+            st["gaps"], st["checksum_verified"]) == (5, 1, 4, 1, 1, 0, 5)
+    assert rep.ok
+
+
+def test_gap_is_reported_and_recorded_at_import(tmp_path, wire):
+    f = wire.BookFeed("X")
+    frames = [f.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")]),
+              f.update([wire.lv("1", "3")], [], gap=True),
+              f.update([wire.lv("1", "4")], [])]
+    path = record(tmp_path / "r", frames)
+    rep = verify(path)
+    st = book_stats(rep, "X")
+    assert (st["gaps"], st["no_snapshot"]) == (1, 1)
+    assert not rep.ok and any("sequence gaps" in p for p in rep.problems)
+    gap = rep.events[0]
+    assert (gap["kind"], gap["arrival"], gap["expected_prev"]) == ("gap", 1, 110)
+    m = Recording(path).manifest
+    # one event for the break; the updates it made unusable are counted, not listed
+    assert [e["kind"] for e in m["events"]] == ["gap"]
+    assert m["events"][0]["prev_seq_id"] == 113
+
+
+def test_update_before_any_snapshot(tmp_path, wire):
+    f = wire.BookFeed("X")
+    f.book.apply_snapshot([wire.lv("1", "1")], [])
+    frames = [f.update([wire.lv("1", "2")], []), f.update([wire.lv("1", "3")], []),
+              f.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")])]
+    rep = verify(record(tmp_path / "r", frames))
+    st = book_stats(rep, "X")
+    assert (st["no_snapshot"], st["snapshots"], st["checksum_verified"]) == (2, 1, 1)
+    assert not rep.ok
+    assert "X: 2 updates without a valid snapshot" in " ".join(rep.problems)
+    # one event for the run, not one per message
+    assert [e["kind"] for e in rep.events] == ["no_snapshot"]
+
+
+def test_bad_frames_are_counted_not_fatal(tmp_path, wire):
+    f = wire.BookFeed("X")
+    snap = f.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")])
+    frames = [snap,
+              b'{"arg":{"channel":"books"',                                    # truncated
+              wire.dumps({"arg": {"channel": "nonsense", "instId": "X"}, "data": [{}]}),
+              wire.dumps({"event": "error", "code": "60012", "msg": "bad"}),
+              b"pong"]
+    rep = verify(record(tmp_path / "r", frames))
+    assert rep.malformed["count"] == 1
+    assert rep.malformed["examples"][0]["payload"] == '{"arg":{"channel":"books"'
+    assert rep.channels["nonsense"]["kind"] == "unknown"
+    assert rep.control == {"error 60012": 1, "pong": 1}
+    assert rep.ok  # warnings only
+    assert any("malformed" in w for w in rep.warnings)
+    assert any("unknown channel 'nonsense'" in w for w in rep.warnings)
+
+
+def test_non_numeric_price_is_malformed_and_rejected(tmp_path, wire):
+    f = wire.BookFeed("X")
+    frames = [f.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")])]
+    bad = f.update([wire.lv("1", "2")], []).replace(b'["1","2"', b'["one","2"')
+    frames += [bad, f.update([wire.lv("1", "3")], [])]
+    rep = verify(record(tmp_path / "r", frames))
+    st = book_stats(rep, "X")
+    assert rep.malformed["count"] == 1
+    assert "'one'" in next(iter(rep.malformed["reasons"]))
+    # whether the parser or the book refuses the level, the chain breaks there
+    assert st["rejected"] + st["gaps"] == 1 and st["no_snapshot"] + st["gaps"] >= 1
+    assert st["checksum_verified"] == 1 and not rep.ok
+
+
+# -- files ---------------------------------------------------------------------------------
+def test_stray_and_temporary_files_are_reported(capture_recording, tmp_path):
+    import shutil
+
+    path = tmp_path / "r"
+    shutil.copytree(capture_recording, path)
+    (path / "raw" / "notes.txt").write_text("hello")
+    part = next((path / "levels").rglob("part-*.parquet")).parent
+    (part / ".part-000001.parquet.tmp").write_bytes(b"half")
+    rep = verify(path)
+    assert rep.stray_files == sorted([
+        "raw/notes.txt", (part / ".part-000001.parquet.tmp").relative_to(path).as_posix()])
+    assert rep.ok and any("not listed" in w for w in rep.warnings)
+
+
+def test_listed_raw_file_not_parquet_is_unusable(tmp_path, wire):
+    path = record(tmp_path / "r", [wire.subscribe("books", "X")])
+    entry = Recording(path).files("raw")[0]["path"]
+    (path / entry).write_bytes(b"not parquet at all")
+    with pytest.raises(RecordingError, match="not a readable Parquet file") as e:
+        verify(path)
+    assert entry in str(e.value)
+
+
+def test_damaged_derived_file_is_a_problem(tmp_path, wire):
+    f = wire.BookFeed("X")
+    path = record(tmp_path / "r", [f.snapshot([wire.lv("1", "1")], [])])
+    entry = Recording(path).files("levels")[0]["path"]
+    (path / entry).write_bytes(b"junk")
+    rep = verify(path)
+    assert not rep.ok and any(entry in p and "simlab rebuild" in p for p in rep.problems)
+
+
+def test_missing_raw_part_breaks_arrival_order(tmp_path, wire):
+    frames = [wire.subscribe("books", "X"), b"pong", wire.subscribe("books", "Y")]
+    path = record(tmp_path / "r", frames, flush_rows=1)
+    m = Recording(path).manifest
+    m["files"] = [f for f in m["files"] if not (f["dataset"] == "raw"
+                                                 and f["arrival_min"] == 1)]
+    (path / "manifest.json").write_text(json.dumps(m))
+    rep = verify(path)
+    assert not rep.ok
+    assert any("arrival 2 where 1 was expected (1 missing)" in p for p in rep.problems)
+    assert any("2 raw frames, manifest says 3" in p for p in rep.problems)
+
+
+def test_incomplete_recording_is_a_warning(tmp_path, wire):
+    w = RecordingWriter(tmp_path / "r", flush_rows=1)
+    w.add(wire.subscribe("books", "X"), T)
+    rep = verify(tmp_path / "r")
+    assert rep.ok and not rep.complete
+    assert any("not closed cleanly" in x for x in rep.warnings)
+
+
+def test_text_report_is_an_aligned_table(capture_recording):
+    text = format_report(verify(capture_recording))
+    lines = text.splitlines()
+    header = next(ln for ln in lines if ln.startswith("channel  inst"))
+    row = next(ln for ln in lines if ln.startswith("books") and "BTC-USDT " in ln)
+    assert header.index("last ts") == row.index("2022-05-13 16:27:16.096")
+    cks = header.index("cks_ok") + len("cks_ok")
+    assert row[:cks].endswith(" 98")
+    assert lines[-1] == "OK"
