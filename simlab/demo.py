@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from contextlib import redirect_stdout
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if REAL_CAPTURE.exists():
         print("\n== 3. a real OKX capture (2022, cryptofeed sample data) ==")
-        run(["import", "okx-capture", str(REAL_CAPTURE), "--out", str(out / "okx-2022")])
+        src = os.path.relpath(REAL_CAPTURE)  # as a user would type it
+        run(["import", "okx-capture", src, "--out", str(out / "okx-2022")])
         code, _ = run(["verify", str(out / "okx-2022")])
         rep = counts(out / "okx-2022")
         if code != 0 or books_total(rep, "checksum_verified") != 290:

@@ -137,8 +137,10 @@ def test_non_numeric_price_is_malformed_and_rejected(tmp_path, wire):
     st = book_stats(rep, "X")
     assert rep.malformed["count"] == 1
     assert "'one'" in next(iter(rep.malformed["reasons"]))
-    # whether the parser or the book refuses the level, the chain breaks there
-    assert st["rejected"] + st["gaps"] == 1 and st["no_snapshot"] + st["gaps"] >= 1
+    # kept raw but not normalised (malformed), refused by the book, which is then invalid
+    assert (st["rejected"], st["no_snapshot"], st["gaps"]) == (1, 1, 0)
+    (ev,) = rep.events
+    assert (ev["kind"], ev["arrival"]) == ("rejected", 1) and "'one'" in ev["detail"]
     assert st["checksum_verified"] == 1 and not rep.ok
 
 
