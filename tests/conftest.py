@@ -8,36 +8,29 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support import BOOK_IMPLS, real
 
 from simlab.book import L2Book
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "okx-real"
 T0_MS = 1_652_459_225_000  # 2022-05-13 16:27:05 UTC, the time of the real capture
 
 
-def _real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real OKX data not available: {p}")
-    return p
-
-
 @pytest.fixture(scope="session")
-def okx_real() -> Path:
+def okxreal() -> Path:
     """The shared folder of real OKX messages (``../shared/okx-real``)."""
-    return _real()
+    return real()
 
 
 @pytest.fixture(scope="session")
 def okx_capture() -> Path:
     """cryptofeed's raw capture of the OKX public feed, 2022-05-13 (``OKX.ws.1.0``)."""
-    return _real("cryptofeed", "OKX.ws.1.0")
+    return real("cryptofeed", "OKX.ws.1.0")
 
 
 @pytest.fixture(scope="session")
 def okx_rest() -> Path:
     """The same session's REST instrument responses (``OKX.0``)."""
-    return _real("cryptofeed", "OKX.0")
+    return real("cryptofeed", "OKX.0")
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +108,9 @@ def wire() -> SimpleNamespace:
     ``wire.subscribe``, ``wire.dumps``, ``wire.T0_MS``."""
     return SimpleNamespace(BookFeed=BookFeed, lv=lv, trade=trade_frame,
                            subscribe=subscribe_frame, dumps=dumps, T0_MS=T0_MS)
+
+
+@pytest.fixture(params=BOOK_IMPLS, ids=lambda make: make.__name__)
+def make_book(request):
+    """A factory ``make_book(inst_id)`` for each book core (C and pure Python)."""
+    return request.param

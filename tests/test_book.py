@@ -6,21 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from book_impls import BOOK_IMPLS
 
 from simlab.book import BookError
 from simlab.okx import crc32_signed
-
-
-def _impl_id(f) -> str:
-    name = getattr(f, "__name__", None) or getattr(getattr(f, "func", None), "__name__", "book")
-    kw = getattr(f, "keywords", None)
-    return name + ("-" + "-".join(map(str, kw.values())) if kw else "")
-
-
-@pytest.fixture(params=BOOK_IMPLS, ids=_impl_id)
-def make_book(request):
-    return request.param
 
 
 def L(px: str, sz: str, count: int = 1) -> list[str]:

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from book_impls import BOOK_IMPLS
+from support import real
 
 from simlab.okx import BookSync, checksum_string, crc32_signed, is_book, okx_checksum, parse_frame
 from simlab.okx.messages import BookMsg
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "okx-real"
-
-
-def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real OKX data not available: {p}")
-    return p
-
-
-@pytest.fixture(params=BOOK_IMPLS, ids=lambda c: c.__name__)
-def make_book(request):
-    return request.param
 
 
 def vectors() -> list[dict]:

@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import doctest
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import capture_frames, real
 
 import simlab.okx.encode as encode_mod
 from simlab.okx import EventMsg, Trade, TradeMsg, is_book, parse_frame
 from simlab.okx.encode import encode_book, encode_event, encode_trades, format_decimal
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "okx-real"
-
-
-def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real OKX data not available: {p}")
-    return p
-
-
-def capture_frames(path: Path) -> list[bytes]:
-    return [line.partition(b": ")[2] for line in path.read_bytes().splitlines()
-            if line.strip() and b"<-" not in line]
 
 
 def test_docstring_examples():

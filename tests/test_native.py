@@ -9,19 +9,18 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import capture_frames, real
 
 from simlab.book import IMPLS, BookError, L2Book
 from simlab.okx import OkxParseError, parse
 
 native = pytest.importorskip("simlab._native", reason="C core not built")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "okx-real"
 FIELDS = ("channel", "inst_id", "action", "ts", "seq_id", "prev_seq_id", "checksum")
 
 
@@ -59,17 +58,10 @@ def check_frame(frame: bytes) -> None:
 # -- real frames ---------------------------------------------------------------------------
 
 def real_frames() -> list[bytes]:
-    cap = SHARED / "cryptofeed" / "OKX.ws.1.0"
-    if not cap.exists():
-        pytest.skip(f"{cap} absent")
-    out = []
-    for line in cap.read_bytes().splitlines():
-        if b" <-" in line or b"<->" in line:
-            continue
-        out.append(line.partition(b": ")[2])
-    snap = SHARED / "TradeSim" / "btc_usdt_snap.json"
+    out = capture_frames(real("cryptofeed", "OKX.ws.1.0"))
+    snap = real("TradeSim", "btc_usdt_snap.json")
     out += [orjson.dumps(m) for m in orjson.loads(snap.read_bytes())]
-    for p in (SHARED / "gocryptotrader").glob("*.json*"):
+    for p in real("gocryptotrader").glob("*.json*"):
         out += [ln for ln in p.read_bytes().splitlines() if ln.strip()]
     return out
 

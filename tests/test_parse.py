@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
-from book_impls import BOOK_IMPLS
+from support import capture_frames, real
 
 import simlab.okx.parse as parse_mod
 from simlab.book import BookError
@@ -22,21 +20,6 @@ from simlab.okx import (
     parse_history_line,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "okx-real"
-
-
-def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real OKX data not available: {p}")
-    return p
-
-
-def capture_frames(path: Path) -> list[bytes]:
-    """JSON frames of a cryptofeed capture (``<recv_seconds>: <json>``, no ``<-`` lines)."""
-    return [line.partition(b": ")[2] for line in path.read_bytes().splitlines()
-            if line.strip() and b"<-" not in line]
-
 
 @pytest.fixture(params=[True, False], ids=["scanner", "orjson"], autouse=True)
 def parser(request, monkeypatch):
@@ -44,11 +27,6 @@ def parser(request, monkeypatch):
     if request.param and getattr(parse_mod, "_scan", None) is None:
         pytest.skip("C scanner not built")
     monkeypatch.setattr(parse_mod, "USE_SCANNER", request.param, raising=False)
-    return request.param
-
-
-@pytest.fixture(params=BOOK_IMPLS, ids=lambda c: c.__name__)
-def make_book(request):
     return request.param
 
 

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from book_impls import BOOK_IMPLS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,17 +17,6 @@ from simlab.okx import OkxParseError, is_book, okx_checksum, parse_frame
 FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
-
-
-def _impl_id(f) -> str:
-    name = getattr(f, "__name__", None) or getattr(getattr(f, "func", None), "__name__", "book")
-    kw = getattr(f, "keywords", None)
-    return name + ("-" + "-".join(map(str, kw.values())) if kw else "")
-
-
-@pytest.fixture(params=BOOK_IMPLS, ids=_impl_id)
-def make_book(request):
-    return request.param
 
 
 # -- the reference model --------------------------------------------------------------------

@@ -7,17 +7,11 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
-from book_impls import BOOK_IMPLS
 
 import simlab.emulator.randomwalk as rw_mod
 from simlab.book import L2Book
 from simlab.emulator.randomwalk import SPECS, generate_stream, inject_gap
 from simlab.okx import BookSync, OkxParseError, TradeMsg, is_book, parse_frame
-
-
-@pytest.fixture(params=BOOK_IMPLS, ids=lambda c: getattr(c, "__name__", "book"))
-def make_book(request):
-    return request.param
 
 
 def sync_all(stream, make_book=L2Book):

@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
-from book_impls import BOOK_IMPLS
+from support import capture_frames, real
 
 from simlab.okx import BookSync, Seq, classify, is_book, okx_checksum, parse_frame
 from simlab.okx.messages import BookMsg
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "okx-real"
-
-
-def real(*parts: str) -> Path:
-    p = REAL.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real OKX data not available: {p}")
-    return p
-
-
-@pytest.fixture(params=BOOK_IMPLS, ids=lambda c: c.__name__)
-def make_book(request):
-    return request.param
-
-
-def capture_frames(path: Path) -> list[bytes]:
-    """JSON frames of a cryptofeed capture: lines ``<recv_seconds>: <json>``, minus the
-    client's own requests (``<-``) and the connect marker (``<->``)."""
-    out = []
-    for line in path.read_bytes().splitlines():
-        if b"<-" in line or not line.strip():
-            continue
-        _, sep, js = line.partition(b": ")
-        assert sep, f"unexpected capture line {line[:80]!r}"
-        out.append(js)
-    return out
-
 
 BID = [["100", "1", "0", "1"]]
 ASK = [["101", "1", "0", "1"]]

@@ -8,7 +8,6 @@ rename, so a reader sees either the old or the new version, never a torn one.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from simlab import __version__
 from simlab.okx.normalize import WIRE_FORMATS, WIRE_WS
 
+from .atomic import atomic_write
 from .schema import DATASETS, FORMAT_NAME, FORMAT_VERSION, MANIFEST
 
 
@@ -76,36 +76,11 @@ def new_manifest(source: dict[str, Any] | None, wire_format: str) -> dict[str, A
     }
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be fsync'd)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     """Write ``root/manifest.json`` atomically (temporary file, fsync, rename)."""
     manifest["updated"] = utc_now()
-    final = Path(root) / MANIFEST
-    tmp = final.with_name(f".{MANIFEST}.tmp")
     data = json.dumps(manifest, indent=1, sort_keys=False).encode()
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(final.parent)
+    atomic_write(Path(root) / MANIFEST, lambda f: f.write(data))
 
 
 def read_manifest(root: Path | str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from simlab import __version__
 from simlab.okx import is_book
 from simlab.okx.normalize import WIRE_WS, Normalized, normalize
 
-from .manifest import RecordingError, fsync_dir, new_manifest, utc_now, write_manifest
+from .atomic import atomic_write, fsync_dir
+from .manifest import RecordingError, new_manifest, utc_now, write_manifest
 from .reader import Recording
 from .schema import (
     DERIVED,
@@ -62,17 +63,8 @@ def write_parquet(path: Path, table: pa.Table) -> None:
     even while it is being written.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd", use_dictionary=_dict_columns(table))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    atomic_write(path, lambda f: pq.write_table(table, f, compression="zstd",
+                                                use_dictionary=_dict_columns(table)))
 
 
 def _dict_columns(table: pa.Table) -> list[str]:
