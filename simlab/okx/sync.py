@@ -97,15 +97,19 @@ class BookSync:
     _invalid_reported: bool = field(default=False, repr=False)
 
     def apply(self, msg: BookMsg, arrival: int | None = None) -> Seq:
+        # Runs once per book message on the hot path: each field is read once (on the C
+        # scanner's messages `bids`/`asks` build a view per access).
         st = self.stats
         st.messages += 1
+        ts = msg.ts
         if st.first_ts is None:
-            st.first_ts = msg.ts
-        st.last_ts = msg.ts
+            st.first_ts = ts
+        st.last_ts = ts
         self.last_checksum = None
-        full = msg.channel in FULL_BOOK_CHANNELS
+        bids, asks = msg.bids, msg.asks
+        seq, prev = msg.seq_id, msg.prev_seq_id
         kind = classify(self.valid, self.last_seq, self.last_prev, msg.action == "snapshot",
-                        msg.prev_seq_id, msg.seq_id, not msg.bids and not msg.asks)
+                        prev, seq, not bids and not asks)
         if kind is Seq.GAP:
             st.gaps += 1
             self._invalidate("gap", msg, arrival, expected_prev=self.last_seq)
@@ -116,54 +120,56 @@ class BookSync:
             # checksum already explains it: a long outage must not grow the event list.
             if not self._invalid_reported:
                 self._invalid_reported = True
-                self.events.append(SyncEvent("no_snapshot", msg.channel, msg.inst_id, msg.ts,
-                                             msg.seq_id, msg.prev_seq_id, arrival=arrival))
+                self.events.append(SyncEvent("no_snapshot", msg.channel, msg.inst_id, ts,
+                                             seq, prev, arrival=arrival))
             return kind
         if kind is Seq.DUPLICATE:
             st.duplicates += 1
             return kind
+        book = self.book
         try:
             if kind is Seq.SNAPSHOT:
-                self.book.apply_snapshot(msg.bids, msg.asks)
-            elif msg.bids or msg.asks:
-                self.book.apply_update(msg.bids, msg.asks)
+                book.apply_snapshot(bids, asks)
+            elif bids or asks:
+                book.apply_update(bids, asks)
         except ValueError as e:
             st.rejected += 1
             self._invalidate("rejected", msg, arrival, detail=str(e))
             return kind
-        if kind is Seq.SNAPSHOT:
+        if kind is Seq.UPDATE:
+            st.updates += 1
+        elif kind is Seq.SNAPSHOT:
             st.snapshots += 1
             self.valid = True
             self._invalid_reported = False
-        elif kind is Seq.HEARTBEAT:
-            st.heartbeats += 1
-        elif kind is Seq.RESET:
-            st.resets += 1
-        elif kind is Seq.UNSEQUENCED:
-            st.unsequenced += 1
-        if kind is not Seq.SNAPSHOT:
-            st.updates += 1
-        self.last_seq, self.last_prev = msg.seq_id, msg.prev_seq_id
-        if full:
-            # books5 / bbo-tbt carry no checksum and no chain: each push stands alone.
-            self.last_prev = None
-        if not self.verify_checksum:
-            pass
-        elif msg.checksum:
-            if self.book.checksum() == msg.checksum:
-                st.checksum_verified += 1
-                self.last_checksum = "ok"
-            else:
-                st.checksum_failed += 1
-                self.last_checksum = "failed"
-                self._invalidate("checksum_failed", msg, arrival,
-                                 detail=f"expected {msg.checksum}, book gives "
-                                        f"{self.book.checksum()}")
-                return kind
         else:
-            st.checksum_absent += 1
-            self.last_checksum = "absent"
-        if self.book.is_crossed():
+            st.updates += 1
+            if kind is Seq.HEARTBEAT:
+                st.heartbeats += 1
+            elif kind is Seq.RESET:
+                st.resets += 1
+            elif kind is Seq.UNSEQUENCED:
+                st.unsequenced += 1
+        # books5 / bbo-tbt carry no checksum and no chain: each push stands alone.
+        self.last_seq = seq
+        self.last_prev = None if msg.channel in FULL_BOOK_CHANNELS else prev
+        if self.verify_checksum:
+            expected = msg.checksum
+            if not expected:
+                st.checksum_absent += 1
+                self.last_checksum = "absent"
+            else:
+                got = book.checksum()
+                if got == expected:
+                    st.checksum_verified += 1
+                    self.last_checksum = "ok"
+                else:
+                    st.checksum_failed += 1
+                    self.last_checksum = "failed"
+                    self._invalidate("checksum_failed", msg, arrival,
+                                     detail=f"expected {expected}, book gives {got}")
+                    return kind
+        if book.is_crossed():
             st.crossed += 1
         return kind
 
