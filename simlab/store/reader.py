@@ -10,27 +10,18 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from simlab.okx.frames import RawFrame
+
 from .manifest import RecordingError, read_manifest
 from .schema import LEVELS, RAW, SCHEMAS, TRADES
 
 _BATCH_ROWS = 4096
-
-
-class RawFrame(NamedTuple):
-    """One recorded frame: ``payload`` is the exact bytes received."""
-
-    arrival: int
-    recv_ns: int
-    conn: int
-    channel: str
-    inst: str
-    payload: bytes
 
 
 class Recording:
