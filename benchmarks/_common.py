@@ -33,16 +33,19 @@ def repeat_to(frames: list[bytes], at_least: int) -> list[bytes]:
     return frames * reps
 
 
-def median_rate(fn: Callable[[], int], runs: int = 5, warmup: int = 1) -> tuple[float, float]:
-    """Run ``fn`` (which returns the number of items it processed) and return the median
-    and the spread (max/min) of items per second over ``runs`` runs."""
+def median_rate(fn: Callable[[], int | tuple[int, float]], runs: int = 5,
+                warmup: int = 1) -> tuple[float, float]:
+    """Run ``fn`` and return the median and the spread (max/min) of items per second over
+    ``runs`` runs. ``fn`` returns the number of items it processed, or ``(items, seconds)``
+    when it times the part that counts itself (e.g. excluding a server's start-up)."""
     for _ in range(warmup):
         fn()
     rates = []
     for _ in range(runs):
         t = time.perf_counter()
-        n = fn()
-        rates.append(n / (time.perf_counter() - t))
+        res = fn()
+        n, dt = res if isinstance(res, tuple) else (res, time.perf_counter() - t)
+        rates.append(n / dt)
     return statistics.median(rates), max(rates) / min(rates)
 
 

@@ -114,3 +114,7 @@ def wire() -> SimpleNamespace:
 def make_book(request):
     """A factory ``make_book(inst_id)`` for each book core (C and pure Python)."""
     return request.param
+
+
+# The OKX exchange emulator: `emulator_factory` and `okx_emulator` (simlab/emulator/testing.py).
+from simlab.emulator.testing import emulator_factory, okx_emulator  # noqa: E402, F401

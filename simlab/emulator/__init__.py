@@ -1,1 +1,31 @@
-"""simlab.emulator (see DEVELOPERS layout)."""
+"""A local OKX exchange for tests, demos and load: markets in simulated time, served over the
+OKX v5 public WebSocket and REST protocols, with fault injection (see ``docs/emulator.md``).
+
+- :mod:`.source`: the :class:`MarketSource` interface markets implement;
+- :mod:`.publisher`: market events -> OKX channel messages (pure, deterministic);
+- :mod:`.server`: :class:`Emulator`, the WebSocket + REST server;
+- :mod:`.recorded`: :class:`RecordedFeed`, replay of a simlab recording;
+- :mod:`.faults`: the fault catalogue; :mod:`.testing`: test markets and the pytest fixture.
+"""
+
+from typing import Any
+
+from .faults import Fault, FaultSpec, parse_fault
+from .publisher import CHANNELS, Publisher, Push
+from .server import Emulator, default_market
+from .source import Event, Instrument, LevelChange, MarketSource, Print
+
+
+def __getattr__(name: str) -> Any:
+    # RecordedFeed reads recordings (pyarrow): imported only when asked for.
+    if name == "RecordedFeed":
+        from .recorded import RecordedFeed
+
+        return RecordedFeed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = [
+    "CHANNELS", "Emulator", "Event", "Fault", "FaultSpec", "Instrument", "LevelChange",
+    "MarketSource", "Print", "Publisher", "Push", "RecordedFeed", "default_market",
+    "parse_fault",
+]

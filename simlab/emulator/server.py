@@ -1,0 +1,691 @@
+"""The local OKX exchange: public v5 WebSocket (``/ws/v5/public``) and REST, over any market.
+
+:class:`Emulator` serves a :class:`~simlab.emulator.source.MarketSource` (through a
+:class:`~simlab.emulator.publisher.Publisher`) or a recording (through a
+:class:`~simlab.emulator.recorded.RecordedFeed`) on loopback, in simulated time that runs at
+``speed`` times real time, as fast as the clients read (``speed=None``), or only when told
+(:meth:`Emulator.advance`). It speaks the protocol of ``docs/okx-v5-public-feed.md``:
+subscribe/unsubscribe acks with ``id`` and ``connId``, OKX's error events, ``ping``/``pong``,
+the idle close, and it can break the feed on purpose (:mod:`simlab.emulator.faults`).
+
+Run it in an event loop (``async with Emulator(...) as emu``) or in a background thread
+(:meth:`Emulator.start_in_thread`, what the pytest fixture does); every public method can
+be called from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
+
+from simlab.okx.encode import encode_event
+
+from .faults import (
+    CONNECTION_FAULTS,
+    REST_FAULTS,
+    ConnectionFaults,
+    Fault,
+    FaultSpec,
+    with_at,
+)
+from .publisher import FULL, INCREMENTAL, Publisher, Push
+from .rest import RestApi
+from .source import MarketSource
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/ws/v5/public"
+#: OKX: all args of one request together at most 64 KB; a bigger frame is refused.
+MAX_REQUEST = 65536
+TOO_BIG = "Max frame length of 65536 has been exceeded."
+NOTICE_MSG = "The connection will soon be closed for a service upgrade. Please reconnect."
+#: Channels that cannot be subscribed together for one instrument (OKX, since 2024-07-17).
+EXCLUSIVE = {"books-l2-tbt": ("books", "books50-l2-tbt"),
+             "books": ("books-l2-tbt",), "books50-l2-tbt": ("books-l2-tbt",)}
+TBT = ("books-l2-tbt", "books50-l2-tbt")
+TBT_ACCESS = ("open", "login", "deny")
+#: Max-speed mode: simulated ms per step, and the queue length that pauses the clock.
+MAX_STEP_MS = 200
+HIGH_WATER, LOW_WATER = 2000, 500
+#: A connection whose queue grows beyond this is closed as OKX does (4005).
+MAX_QUEUE = 200_000
+#: Frames a connection's writer sends in one socket write at most.
+_BATCH = 512
+
+
+async def _send_text(ws: ServerConnection, frames: list[bytes]) -> None:
+    """Send UTF-8 frames as text messages, in one write to the socket when possible."""
+    ctx = getattr(ws, "send_context", None)
+    protocol = getattr(ws, "protocol", None)
+    if ctx is None or protocol is None or len(frames) == 1:
+        for f in frames:
+            await ws.send(f, text=True)
+        return
+    # websockets' own send() does this for one message (send_context: state check on entry,
+    # an internal of websockets 14-17, hence the version bound in pyproject.toml;
+    # write and drain on exit); here for many, joined into one write (not one per frame).
+    async with ctx():
+        for f in frames:
+            protocol.send_text(f)
+        # In the OPEN state the protocol only queues frames (no end-of-stream marker).
+        ws.transport.write(b"".join(protocol.data_to_send()))
+
+
+def _err(code: str, msg: str, conn_id: str, id_: str | None = None) -> bytes:
+    # Key order as received from OKX in 2026: (id,) event, msg, code, connId.
+    d: dict[str, Any] = {}
+    if id_ is not None:
+        d["id"] = id_
+    d.update(event="error", msg=msg, code=code, connId=conn_id)
+    return orjson.dumps(d)
+
+
+def _wrong_channel(op: str, channel: Any, inst: Any) -> str:
+    verb = "Subscribe" if op == "subscribe" else "Unsubscribe"
+    return (f"{verb} failed, wrong URL or channel:{channel},instId:{inst} doesn't exist. "
+            "Please use the correct URL, channel and parameters referring to API document.")
+
+
+class Connection:
+    """One client connection: its subscriptions, its outgoing queue and its faults."""
+
+    def __init__(self, emu: Emulator, ws: ServerConnection, number: int, conn_id: str) -> None:
+        self.emu, self.ws, self.number, self.conn_id = emu, ws, number, conn_id
+        self.subs: set[tuple[str, str]] = set()
+        self.queue: deque = deque()
+        self.wakeup = asyncio.Event()
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.faults = ConnectionFaults()
+        self.logged_in = False
+        self.sent = 0  # data pushes sent
+        self.last_activity = time.monotonic()
+        self.hold_until = 0.0
+        self.closing = False
+
+    def __repr__(self) -> str:
+        return f"Connection(#{self.number}, connId={self.conn_id}, subs={len(self.subs)})"
+
+    def enqueue(self, item: Push | bytes) -> None:
+        q = self.queue
+        q.append(item)
+        if len(q) == 1:
+            self.wakeup.set()
+        if len(q) > HIGH_WATER:
+            self.drained.clear()
+            if len(q) > self.emu.max_queue and not self.closing:
+                self.closing = True
+                asyncio.get_running_loop().create_task(
+                    self.close(4005, "Buffer is full, cannot write data"))
+
+    async def writer(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self._write()
+
+    async def _write(self) -> None:
+        ws, q, faults = self.ws, self.queue, self.faults
+        batch: list[bytes] = []
+        while True:
+            if not q:
+                self.drained.set()
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            if self.hold_until:
+                delay = self.hold_until - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self.hold_until = 0.0
+            # Send what is queued in one write: far cheaper than a send() per frame.
+            drop = False
+            pushes = 0
+            while q and len(batch) < _BATCH:
+                item = q.popleft()
+                if type(item) is bytes:
+                    batch.append(item)
+                    continue
+                if faults.armed:
+                    frames, drop = faults.process(item)
+                    batch.extend(frames)
+                    pushes += len(frames)
+                    if drop:
+                        break
+                else:
+                    batch.append(item.frame)
+                    pushes += 1
+            if len(q) < LOW_WATER:
+                self.drained.set()
+            if batch:
+                await _send_text(ws, batch)
+                batch.clear()
+            if pushes:
+                self.sent += pushes
+                self.last_activity = time.monotonic()
+            if drop:
+                log.info("fault: dropping %r after %d pushes", self, self.sent)
+                self.abort()
+                return
+
+    def abort(self) -> None:
+        """Cut the TCP connection without a close frame (the client sees 1006)."""
+        self.closing = True
+        transport = self.ws.transport
+        if transport is not None:
+            transport.abort()
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closing = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, reason)
+
+
+class Emulator:
+    """A local OKX exchange (public WebSocket + REST) over a market or a recording.
+
+    ``market``: any :class:`MarketSource` (default: the Cont-Stoikov-Talreja market if
+    available, else :class:`~simlab.emulator.testing.RandomMarket`); or ``recording``: a
+    recording directory or :class:`simlab.store.Recording` to replay. ``speed``: simulated
+    seconds per real second, ``None`` for as fast as the clients read. ``checksum`` and
+    ``snapshot`` pick the protocol generation (False, False: OKX after mid-2026).
+    ``tbt_access``: ``"open"`` serves the ``*-l2-tbt`` channels without login (default),
+    ``"login"`` requires a ``login`` request first (any credentials), ``"deny"`` answers
+    OKX's errors (60011 before login, 64003 after). ``idle_timeout``: seconds without a push
+    or a client frame before the server closes the connection (OKX: 30).
+    ``heartbeat_s``: simulated seconds without change before the empty update (OKX: 60).
+    ``notice_delay``: default seconds between the 64008 notice and the close.
+    ``paused``: start with the clock stopped (:meth:`resume`, :meth:`advance`);
+    ``start_on_subscribe``: start it at the first subscription. ``faults``: FaultSpecs.
+
+    >>> import asyncio
+    >>> from simlab.emulator.testing import RandomMarket
+    >>> async def main():
+    ...     async with Emulator(RandomMarket(seed=1), port=0, rest_port=0) as emu:
+    ...         return emu.ws_url.startswith("ws://127.0.0.1:")
+    >>> asyncio.run(main())
+    True
+    """
+
+    def __init__(self, market: MarketSource | None = None, *, recording: Any = None,
+                 host: str = "127.0.0.1", port: int = 0, rest_port: int | None = 0,
+                 speed: float | None = 1.0, checksum: bool = True, snapshot: bool = True,
+                 tbt_access: str = "open", idle_timeout: float = 30.0,
+                 heartbeat_s: float = 60.0, notice_delay: float = 60.0,
+                 rest_seq_id: bool = True, seed: int = 0, faults: Iterable[FaultSpec] = (),
+                 paused: bool = False, start_on_subscribe: bool = False, deflate: bool = False,
+                 max_queue: int = MAX_QUEUE) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError(f"speed must be > 0 (or None for as fast as possible), got {speed}")
+        if tbt_access not in TBT_ACCESS:
+            raise ValueError(f"tbt_access must be one of {TBT_ACCESS}, got {tbt_access!r}")
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be > 0 seconds, got {idle_timeout}")
+        if market is not None and recording is not None:
+            raise ValueError("give a market or a recording, not both")
+        self.host, self.port, self.rest_port = host, port, rest_port
+        self.speed = speed
+        self.checksum, self.snapshot = checksum, snapshot
+        self.tbt_access = tbt_access
+        self.idle_timeout = idle_timeout
+        self.notice_delay = notice_delay
+        self.seed = seed
+        self.deflate = deflate
+        self.max_queue = max_queue
+        self._schedule = [FaultSpec(**f) if isinstance(f, dict) else f for f in faults]
+        if recording is not None:
+            from .recorded import RecordedFeed
+
+            self.feed: Any = RecordedFeed(recording)
+        else:
+            if market is None:
+                market = default_market(seed)
+            self.feed = Publisher(market, checksum=checksum, seed=seed,
+                                  heartbeat_ms=int(heartbeat_s * 1000))
+        self.rest = RestApi(self.feed.instruments, self._rest_book, seq_id=rest_seq_id)
+        self.connections: list[Connection] = []
+        self.connected = 0
+        self._subs: dict[tuple[str, str], list[Connection]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Any = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._paused = paused
+        self._start_on_subscribe = start_on_subscribe
+        self._resumed: asyncio.Event | None = None  # created in start(), on the loop
+        self._readers: asyncio.Event | None = None  # set when someone subscribes
+        self._sim_base = self.feed.now_ms
+        self._wall_base = 0.0
+        self._stall_wall_until = 0.0
+        self._conn_faults: list[FaultSpec] = []
+        self._thread: threading.Thread | None = None
+        self.ws_url = self.rest_url = ""
+        self.pushes = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> Emulator:
+        """Bind the sockets and start the clock; fills :attr:`ws_url` and :attr:`rest_url`."""
+        self._loop = asyncio.get_running_loop()
+        self._resumed = asyncio.Event()
+        self._readers = asyncio.Event()
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._check_path,
+            max_size=4 * MAX_REQUEST, ping_interval=None, max_queue=None,
+            compression="deflate" if self.deflate else None)
+        port = self._server.sockets[0].getsockname()[1]
+        self.ws_url = f"ws://{_url_host(self.host)}:{port}{WS_PATH}"
+        if self.rest_port is not None:
+            self._runner = web.AppRunner(self.rest.app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.rest_port)
+            await site.start()
+            rport = self._runner.addresses[0][1]
+            self.rest_url = f"http://{_url_host(self.host)}:{rport}"
+        self._wall_base = time.monotonic()
+        if not self._paused:
+            self._resumed.set()
+        for spec in self._schedule:
+            self._apply_schedule(spec)
+        self._tasks.append(asyncio.create_task(self._clock()))
+        return self
+
+    async def stop(self) -> None:
+        """Close every connection and the servers."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (Ctrl-C)."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    def start_in_thread(self, timeout: float = 10.0) -> Emulator:
+        """Start in a background thread with its own event loop; returns once serving.
+
+        Stop with :meth:`stop_thread`. Public methods stay callable from any thread.
+        """
+        started = concurrent.futures.Future()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as e:  # report bind errors to the caller
+                started.set_exception(e)
+                loop.close()
+                return
+            started.set_result(None)
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="okx-emulator", daemon=True)
+        self._thread.start()
+        started.result(timeout)
+        return self
+
+    def stop_thread(self, timeout: float = 10.0) -> None:
+        """Stop an emulator started with :meth:`start_in_thread` and join its thread."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _call(self, fn, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the emulator's loop (from any thread) and return its result."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return fn(*args)
+
+        async def wrapper() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(30)
+
+    # -- clock --------------------------------------------------------------------------------
+    @property
+    def now_ms(self) -> int:
+        """Simulated time the feed has reached."""
+        return self.feed.now_ms
+
+    def _sim_target(self) -> int:
+        return int(self._sim_base + (time.monotonic() - self._wall_base) * self.speed * 1000)
+
+    async def _clock(self) -> None:
+        tick = 0.010 / self.speed if self.speed else 0.0
+        tick = max(tick, 0.001)
+        while True:
+            await self._resumed.wait()
+            now = time.monotonic()
+            if now < self._stall_wall_until:
+                await asyncio.sleep(self._stall_wall_until - now)
+                self._resume_base()
+                continue
+            if self.speed is None:
+                # As fast as the clients read: wait for a reader, and for slow readers.
+                if not self._subs_count:
+                    self._readers.clear()
+                    await self._readers.wait()
+                    continue
+                for c in list(self.connections):
+                    if not c.drained.is_set():
+                        await c.drained.wait()
+                target = self.feed.now_ms + MAX_STEP_MS
+                self._dispatch(self.feed.advance(target))
+                await asyncio.sleep(0)
+            else:
+                self._dispatch(self.feed.advance(self._sim_target()))
+                await asyncio.sleep(tick)
+
+    def _resume_base(self) -> None:
+        self._sim_base = self.feed.now_ms
+        self._wall_base = time.monotonic()
+
+    @property
+    def _subs_count(self) -> int:
+        return sum(len(c.subs) for c in self.connections)
+
+    def _dispatch(self, pushes: list[Push]) -> None:
+        subs = self._subs
+        for p in pushes:
+            conns = subs.get((p[1], p[2]))  # (channel, inst_id)
+            if conns:
+                for c in conns:
+                    c.enqueue(p)
+        self.pushes += len(pushes)
+
+    def pause(self) -> None:
+        """Stop the simulated clock (pushes stop; :meth:`advance` still works)."""
+        self._call(self._pause)
+
+    def _pause(self) -> None:
+        if self._resumed.is_set():
+            self._sim_base = self.feed.now_ms
+            self._resumed.clear()
+        self._paused = True
+
+    def resume(self) -> None:
+        """Restart the simulated clock from where it stopped."""
+        self._call(self._resume)
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._start_on_subscribe = False
+        if not self._resumed.is_set():
+            self._resume_base()
+            self._resumed.set()
+
+    def advance(self, ms: int) -> int:
+        """Move simulated time forward by ``ms`` now and push what is due; returns the number
+        of pushes (for tests with a paused clock)."""
+        def go() -> int:
+            pushes = self.feed.advance(self.feed.now_ms + int(ms))
+            self._dispatch(pushes)
+            self._sim_base = self.feed.now_ms
+            self._wall_base = time.monotonic()
+            return len(pushes)
+
+        return self._call(go)
+
+    # -- faults -------------------------------------------------------------------------------
+    def inject(self, kind: Fault | str | FaultSpec, **options: Any) -> None:
+        """Inject a fault now: ``emu.inject(Fault.GAP, inst="BTC-USDT")``.
+
+        Options are :class:`FaultSpec` fields; see :mod:`simlab.emulator.faults`.
+        """
+        spec = kind if isinstance(kind, FaultSpec) else FaultSpec(Fault(kind), **options)
+        self._call(self._inject, with_at(spec, None))
+
+    def _apply_schedule(self, spec: FaultSpec) -> None:
+        if spec.at is not None:
+            self._loop.call_later(spec.at, self._inject, with_at(spec, None))
+        elif spec.kind in CONNECTION_FAULTS:
+            self._conn_faults.append(spec)  # armed on each (or the given) new connection
+        else:
+            self._inject(spec)
+
+    def _inject(self, spec: FaultSpec) -> None:
+        log.info("fault: %s", spec)
+        kind = spec.kind
+        if kind in REST_FAULTS:
+            self.rest.arm(spec)
+        elif kind is Fault.RESET:
+            insts = [spec.inst] if spec.inst else [i.inst_id if hasattr(i, "inst_id")
+                                                   else i["instId"]
+                                                   for i in self.feed.instruments()]
+            for inst in insts:
+                self.feed.reset(inst)
+        elif kind is Fault.STALL:
+            if self.speed is None:
+                self._stall_wall_until = time.monotonic() + spec.duration
+            else:
+                self.feed.stall(self.feed.now_ms + int(spec.duration * self.speed * 1000))
+        else:
+            for c in self.connections:
+                if spec.conn is None or spec.conn == c.number:
+                    self._arm(c, spec)
+
+    def _arm(self, c: Connection, spec: FaultSpec) -> None:
+        if spec.kind is Fault.NOTICE:
+            c.enqueue(orjson.dumps({"event": "notice", "code": "64008", "msg": NOTICE_MSG,
+                                    "connId": c.conn_id}))
+            delay = self.notice_delay if spec.delay is None else spec.delay
+            self._loop.call_later(delay, lambda: asyncio.ensure_future(
+                c.close(1001, "service upgrade")))
+        elif spec.kind is Fault.BURST:
+            c.hold_until = time.monotonic() + spec.duration
+        else:
+            c.faults.arm(spec)
+
+    # -- REST ---------------------------------------------------------------------------------
+    def _rest_book(self, inst: str, sz: int) -> tuple:
+        if not self.feed.has_instrument(inst):
+            raise KeyError(inst)
+        return self.feed.rest_book(inst, sz)
+
+    # -- WebSocket ----------------------------------------------------------------------------
+    def _check_path(self, connection: ServerConnection, request: Any) -> Response | None:
+        if request.path.split("?")[0] != WS_PATH:
+            return connection.respond(404, "Not Found\n")
+        return None
+
+    def _conn_id(self, number: int) -> str:
+        return f"{zlib.crc32(f'{self.seed}:{number}'.encode()):08x}"
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        number = self.connected
+        self.connected += 1
+        c = Connection(self, ws, number, self._conn_id(number))
+        self.connections.append(c)
+        for spec in self._conn_faults:
+            if spec.conn is None or spec.conn == number:
+                self._arm(c, spec)
+        writer = asyncio.create_task(c.writer())
+        watchdog = asyncio.create_task(self._watchdog(c))
+        try:
+            async for message in ws:
+                c.last_activity = time.monotonic()
+                if isinstance(message, bytes):
+                    message = message.decode("utf-8", "replace")
+                if len(message) > MAX_REQUEST // 4 and len(message.encode()) > MAX_REQUEST:
+                    await c.close(1009, TOO_BIG)
+                    break
+                if message == "ping":
+                    c.enqueue(b"pong")
+                    continue
+                self._request(c, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            writer.cancel()
+            watchdog.cancel()
+            c.closing = True
+            c.queue.clear()
+            c.drained.set()  # a full-speed clock may be waiting for this reader
+            for key in c.subs:
+                lst = self._subs.get(key)
+                if lst and c in lst:
+                    lst.remove(c)
+            c.subs.clear()
+            if c in self.connections:
+                self.connections.remove(c)
+
+    async def _watchdog(self, c: Connection) -> None:
+        idle = self.idle_timeout
+        step = min(1.0, idle / 4)
+        while True:
+            await asyncio.sleep(step)
+            if time.monotonic() - c.last_activity > idle:
+                secs = f"{idle:g}"
+                await c.close(4004, f"No data received in {secs}s.")
+                return
+
+    def _request(self, c: Connection, text: str) -> None:
+        try:
+            req = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            c.enqueue(_err("60012", f"Illegal request: {text}", c.conn_id))
+            return
+        if not isinstance(req, dict):
+            c.enqueue(_err("60012", f"Invalid request: {text}", c.conn_id))
+            return
+        rid = req.get("id")
+        rid = None if rid is None else str(rid)
+        op = req.get("op")
+        if op == "login":
+            c.logged_in = True
+            c.enqueue(_event(rid, {"event": "login", "code": "0", "msg": "",
+                                   "connId": c.conn_id}))
+            return
+        if op not in ("subscribe", "unsubscribe"):
+            if op is None:
+                c.enqueue(_err("60012", f"Invalid request: {text}", c.conn_id, rid))
+            else:
+                c.enqueue(_err("60019", f"Invalid op: {op}", c.conn_id, rid))
+            return
+        args = req.get("args")
+        if not isinstance(args, list) or not args or not all(isinstance(a, dict) for a in args):
+            c.enqueue(_err("60012", f"Invalid request: {text}", c.conn_id, rid))
+            return
+        for arg in args:
+            if op == "subscribe":
+                self._subscribe(c, rid, arg)
+            else:
+                self._unsubscribe(c, rid, arg)
+
+    def _subscribe(self, c: Connection, rid: str | None, arg: dict) -> None:
+        channel, inst = arg.get("channel"), arg.get("instId")
+        feed = self.feed
+        if (not isinstance(channel, str) or channel not in feed.channels()
+                or not isinstance(inst, str) or not feed.has_instrument(inst)):
+            c.enqueue(_err("60018", _wrong_channel("subscribe", channel, inst), c.conn_id, rid))
+            return
+        if channel in TBT and self.tbt_access != "open":
+            if not c.logged_in:
+                c.enqueue(_err("60011", "Please log in", c.conn_id, rid))
+                return
+            if self.tbt_access == "deny":
+                c.enqueue(_err("64003", "Your trading fee tier doesn't meet the requirement "
+                                        "to access this channel", c.conn_id, rid))
+                return
+        for other in EXCLUSIVE.get(channel, ()):
+            if (other, inst) in c.subs:
+                c.enqueue(_err("60012", f"Invalid request: {channel} and {other} cannot be "
+                                        f"subscribed together for the same instId {inst}",
+                               c.conn_id, rid))
+                return
+        key = (channel, inst)
+        c.enqueue(encode_event("subscribe", {"channel": channel, "instId": inst},
+                               conn_id=c.conn_id, id=rid))
+        if key in c.subs:
+            return  # OKX acks a repeated subscribe again and sends no new snapshot
+        if channel in FULL or (channel in INCREMENTAL and self.snapshot):
+            first = feed.snapshot(channel, inst)
+            if first is not None:
+                c.enqueue(first)
+        else:
+            feed.activate(channel, inst)
+        c.subs.add(key)
+        self._subs.setdefault(key, []).append(c)
+        self._readers.set()
+        if self._start_on_subscribe and not self._resumed.is_set():
+            self._resume()
+
+    def _unsubscribe(self, c: Connection, rid: str | None, arg: dict) -> None:
+        channel, inst = arg.get("channel"), arg.get("instId")
+        if (not isinstance(channel, str) or channel not in self.feed.channels()
+                or not isinstance(inst, str) or not self.feed.has_instrument(inst)):
+            c.enqueue(_err("60018", _wrong_channel("unsubscribe", channel, inst), c.conn_id,
+                           rid))
+            return
+        key = (channel, inst)
+        c.subs.discard(key)
+        lst = self._subs.get(key)
+        if lst and c in lst:
+            lst.remove(c)
+        c.enqueue(encode_event("unsubscribe", {"channel": channel, "instId": inst},
+                               conn_id=c.conn_id, id=rid))
+
+
+def _event(rid: str | None, d: dict[str, Any]) -> bytes:
+    return orjson.dumps({"id": rid, **d} if rid is not None else d)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def default_market(seed: int = 0, instruments: list[str] | None = None) -> MarketSource:
+    """The Cont-Stoikov-Talreja market (:class:`simlab.emulator.market.CSTMarket`).
+
+    >>> type(default_market(1, ["BTC-USDT"])).__name__
+    'CSTMarket'
+    """
+    from .market import CSTMarket
+
+    return CSTMarket(seed=seed, instruments=tuple(instruments)) if instruments else \
+        CSTMarket(seed=seed)

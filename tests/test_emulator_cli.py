@@ -1,0 +1,63 @@
+"""`simlab serve`: prints its URLs, serves, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import orjson
+import pytest
+
+from simlab.cli import build_parser, main
+from simlab.emulator.testing import client, recv, run, subscribe
+from simlab.okx import parse_frame
+
+
+def test_serve_prints_urls_serves_and_stops_on_ctrl_c():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simlab.cli", "serve", "--port", "0", "--rest-port", "0",
+         "--speed", "5", "--checksum", "off", "--seed", "3", "--instruments", "ETH-USDT",
+         "--fault", "reset:inst=ETH-USDT,at=0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert "speed 5, checksum off, snapshot on" in lines[0]
+        ws_url = lines[1].split()[1]
+        rest_url = lines[2].split()[1]
+        assert ws_url.startswith("ws://127.0.0.1:") and ws_url.endswith("/ws/v5/public")
+        assert rest_url.startswith("http://127.0.0.1:")
+
+        async def main():
+            async with client(ws_url) as ws:
+                got = await subscribe(ws, ("books", "ETH-USDT"))
+                # the scheduled maintenance reset (--fault reset:...,at=0.2) comes through
+                while '"action":"update"' not in got[-1] or (
+                        parse_frame(got[-1]).seq_id >= parse_frame(got[-1]).prev_seq_id):
+                    got.append(await recv(ws))
+                return got
+
+        got = run(main(), 20)
+        books = [parse_frame(m) for m in got if m.startswith('{"arg"')]
+        assert books[0].action == "snapshot" and {b.checksum for b in books} == {0}
+        assert books[-1].prev_seq_id == books[-2].seq_id  # the reset continues the chain
+        with urllib.request.urlopen(f"{rest_url}/api/v5/public/instruments?instType=SPOT") as r:
+            assert [d["instId"] for d in orjson.loads(r.read())["data"]] == ["ETH-USDT"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_serve_options_and_bad_input():
+    a = build_parser().parse_args(["serve", "--speed", "max", "--snapshot", "off", "--fault",
+                                   "gap", "reset", "--fault", "drop:after=3", "--recording",
+                                   "rec"])
+    assert (a.speed, a.snapshot, a.recording) == ("max", "off", "rec")
+    assert a.fault == ["gap", "reset", "drop:after=3"]
+    assert main(["serve", "--fault", "explode"]) == 2
+    assert main(["serve", "--speed", "-1"]) == 2
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--checksum", "maybe"])
