@@ -3,14 +3,19 @@
     simlab import okx-capture OKX.ws.1.0 --out rec [--instruments OKX.0]
     simlab verify rec [--json]
     simlab rebuild rec
+    simlab serve [--port 0] [--rest-port 0] [--speed K|max] [--checksum off] [--snapshot off]
+                 [--recording DIR] [--fault SPEC ...]
+    simlab record --inst BTC-USDT,ETH-USDT-SWAP --channels books,trades --out DIR
+                  [--duration 8h] [--rotate 5m] [--ws-url URL] [--rest-url URL]
 
-Exit status: 0 success, 1 verification found problems, 2 unusable input (message on
-stderr, no traceback).
+Exit status: 0 success, 1 verification found problems (``record``: stopped by a write
+error, e.g. a full disk), 2 unusable input (message on stderr, no traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -33,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     _add_verify(sub)
     _add_rebuild(sub)
+    _add_serve(sub)
+    _add_record(sub)
     return p
 
 
@@ -66,6 +73,197 @@ def _add_rebuild(sub) -> None:
                        description="Delete and re-derive the normalised tables from raw/.")
     p.add_argument("dir", metavar="DIR")
     p.set_defaults(run=_run_rebuild)
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run a local OKX exchange (WebSocket + REST)",
+                       description="Serve a simulated market (or a recording) over OKX's v5 "
+                                   "public WebSocket and REST protocols until Ctrl-C. "
+                                   "See docs/emulator.md.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--port", type=int, default=0, help="WebSocket port (0: any free port)")
+    p.add_argument("--rest-port", type=int, default=0, help="REST port (0: any free port)")
+    p.add_argument("--seed", type=int, default=0, help="market and seqId seed")
+    p.add_argument("--instruments", nargs="+", metavar="INST",
+                   help="instruments of the simulated market (default: the market's own)")
+    p.add_argument("--speed", default="1", metavar="K|max",
+                   help="simulated seconds per second, or 'max' (as fast as clients read)")
+    p.add_argument("--checksum", choices=("on", "off"), default="on",
+                   help="'off': checksum 0 on every frame (OKX since June 2026)")
+    p.add_argument("--snapshot", choices=("on", "off"), default="on",
+                   help="'off': no initial snapshot on incremental book channels (bootstrap "
+                        "from REST, OKX's announced 2026 change)")
+    p.add_argument("--tbt-access", choices=("open", "login", "deny"), default="open",
+                   help="*-l2-tbt channels: served without login (open), after a login "
+                        "request (login), or refused as for a non-VIP account (deny)")
+    p.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
+                   help="close a connection after S seconds without push or client frame")
+    p.add_argument("--heartbeat", type=float, default=60.0, metavar="S",
+                   help="simulated seconds without change before the empty update")
+    p.add_argument("--recording", metavar="DIR", help="replay this recording instead")
+    p.add_argument("--fault", action="extend", nargs="+", default=[], metavar="SPEC",
+                   help="KIND[:key=value,...], e.g. gap:inst=BTC-USDT,after=100 or "
+                        "stall:duration=5,at=30 (several, or repeated; see docs/emulator.md)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .emulator import Emulator, default_market, parse_fault
+
+    try:
+        speed = None if args.speed == "max" else float(args.speed)
+        faults = [parse_fault(f) for f in args.fault]
+        market = None
+        if args.recording is None:
+            market = default_market(args.seed, args.instruments)
+        emu = Emulator(market, recording=args.recording, host=args.host, port=args.port,
+                       rest_port=args.rest_port, speed=speed, seed=args.seed,
+                       checksum=args.checksum == "on", snapshot=args.snapshot == "on",
+                       tbt_access=args.tbt_access, idle_timeout=args.idle_timeout,
+                       heartbeat_s=args.heartbeat, faults=faults,
+                       start_on_subscribe=args.recording is not None)
+    except ValueError as e:
+        print(f"simlab serve: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def serve() -> None:
+        await emu.start()
+        what = args.recording or type(emu.feed.source).__name__
+        print(f"simlab serve: {what}, speed {args.speed}, checksum {args.checksum}, "
+              f"snapshot {args.snapshot}")
+        print(f"ws   {emu.ws_url}")
+        print(f"rest {emu.rest_url}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emu.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
+        asyncio.run(serve())
+    return EXIT_OK
+
+
+def _csv(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _duration(text: str) -> float:
+    from .store.status import parse_duration
+
+    try:
+        v = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be > 0")
+    return v
+
+
+def _add_record(sub) -> None:
+    p = sub.add_parser("record", help="record the live OKX feed into a new recording",
+                       description="Record the OKX v5 public feed (or the emulator's) into a "
+                                   "new recording DIR: raw frames and normalised tables in "
+                                   "part files closed every --rotate, a status line on "
+                                   "stderr, the log in DIR/record.log. Ctrl-C / SIGTERM "
+                                   "closes the files and exits 0. See "
+                                   "docs/recording-format.md, 'Live recording'.")
+    p.add_argument("--inst", required=True, type=_csv, metavar="ID,ID",
+                   help="instruments, comma-separated (e.g. BTC-USDT,ETH-USDT-SWAP)")
+    p.add_argument("--channels", type=_csv, default=["books", "trades"], metavar="CH,CH",
+                   help="channels, comma-separated (default books,trades)")
+    p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
+    p.add_argument("--duration", type=_duration, metavar="T",
+                   help="stop after T (e.g. 8h, 30m, 90s; default: until Ctrl-C)")
+    p.add_argument("--rotate", type=_duration, default=300.0, metavar="T",
+                   help="close the part files every T (default 5m)")
+    p.add_argument("--ws-url", metavar="URL", help="WebSocket URL (default OKX's public feed)")
+    p.add_argument("--rest-url", metavar="URL", help="REST base URL (default OKX's)")
+    p.add_argument("--resync", choices=("auto", "resubscribe", "rest"), default="auto",
+                   help="how a broken book is resynced (default auto)")
+    p.add_argument("--status-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between status lines (0: no status line)")
+    p.add_argument("--queue-mb", type=float, default=32.0, metavar="MB",
+                   help="payload bytes the writer queue may hold before frames are dropped "
+                        "(default 32)")
+    p.add_argument("--client-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a live-client setting (ClientConfig field), e.g. ping_interval=5 "
+                        "(repeatable)")
+    p.set_defaults(run=_run_record)
+
+
+def _client_options(items: list[str]) -> dict:
+    from dataclasses import fields
+
+    from .okx.client import ClientConfig
+
+    types = {f.name: f.type for f in fields(ClientConfig)}
+    out: dict = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in types:
+            raise ValueError(f"--client-option {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(sorted(types))}")
+        default = getattr(ClientConfig(), key)
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                out[key] = value.lower() in ("true", "1", "yes")
+            elif isinstance(default, int):
+                out[key] = int(value)
+            elif isinstance(default, float):
+                out[key] = float(value)
+            elif isinstance(default, str):
+                out[key] = value
+            else:
+                raise ValueError(f"{key} cannot be set from the command line")
+        except ValueError:
+            raise ValueError(f"--client-option {item!r}: bad value for {key} (a "
+                             f"{type(default).__name__})") from None
+    return out
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from .store.recorder import Recorder, RecordError, without_pandas
+
+    without_pandas()
+    try:
+        options = _client_options(args.client_option)
+        for key, value in (("ws_url", args.ws_url), ("rest_url", args.rest_url)):
+            if value:
+                options[key] = value
+        options["resync"] = args.resync
+        subs = [(ch, inst) for inst in args.inst for ch in args.channels]
+        rec = Recorder(args.out, subs, duration=args.duration, rotate=args.rotate,
+                       queue_bytes=int(args.queue_mb * 2**20),
+                       status=None if args.status_interval > 0 else False,
+                       status_interval=args.status_interval or 1.0, console=True, **options)
+    except ValueError as e:
+        print(f"simlab record: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, rec.stop, f"signal {sig.name}")
+        return await rec.run()
+
+    try:
+        result = asyncio.run(main())
+    except RecordError as e:
+        print(f"simlab record: error: {e}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(result.summary(), file=sys.stderr)
+    return EXIT_OK
 
 
 def _run_import(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from .messages import (
     is_book,
 )
 from .parse import parse_frame, parse_history_line
+from .rest import REST_CONN, parse_rest_book
 
 #: Raw payloads are WebSocket frames of the v5 public feed.
 WIRE_WS = "okx-ws"
@@ -282,3 +283,24 @@ def instrument_metadata(response: Any) -> dict[str, dict[str, Any]]:
         if isinstance(d, dict) and isinstance(d.get("instId"), str):
             out[d["instId"]] = {k: v for k, v in d.items() if v not in ("", None)}
     return out
+
+
+def normalize_raw(payload: bytes, conn: int, channel: str | None, inst: str | None,
+                  wire_format: str) -> Normalized:
+    """:func:`~simlab.okx.normalize.normalize` for a stored frame: one with
+    ``conn == REST_CONN`` is a REST order-book response, normalised as a snapshot of
+    ``channel``/``inst`` (its body names neither).
+
+    >>> n = normalize_raw(b'{"code":"0","msg":"","data":[{"asks":[["2","1","0","1"]],'
+    ...                   b'"bids":[],"ts":"5","seqId":9}]}', -1, "books", "X", "okx-ws")
+    >>> n.kind, n.channel, n.inst_id, n.rows["snapshot"], n.rows["seq_id"]
+    ('book', 'books', 'X', [True], [9])
+    """
+    if conn != REST_CONN:
+        return normalize(payload, wire_format)
+    try:
+        msg = parse_rest_book(payload, channel or "", inst or "")
+        rows = level_rows(msg)
+    except OkxParseError as e:
+        return Normalized("malformed", error=f"REST snapshot: {e.reason}")
+    return Normalized("book", channel, inst, msg, "levels", rows, msg.ts)

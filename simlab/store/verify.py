@@ -5,7 +5,15 @@ with :class:`simlab.okx.BookSync` on a :class:`simlab.book.L2Book`, and counts m
 snapshots, updates, heartbeats, resets, checksums, gaps and crossed books; trades, other
 channels, control events and malformed frames are counted too. It also checks the files:
 every listed file present, Parquet, with the listed row count; arrivals exactly 0..n-1;
-files not listed in the manifest reported as strays.
+files not listed in the manifest reported as strays (except the live recorder's log,
+``record.log``).
+
+Live recordings (``simlab record``) hold REST order-book snapshots as frames with
+``conn == -1`` (spliced into the chain the way the client did), and updates the client kept
+while it resynced a stream ("stale": received before the snapshot it resynced from, listed
+as ``stale_arrivals`` of its ``synced``/``resync_done`` events): those are counted as
+``stale``, not as updates without a snapshot. The recorder's own account of the feed
+(disconnects, resyncs, frames it had to drop) is read from the manifest's ``live`` section.
 
 A recording is OK when no checksum fails, no gap is found, no update arrives without a
 snapshot, no book message is rejected, and files and arrivals are consistent. Malformed
@@ -14,7 +22,9 @@ frames, unknown channels, stray files and an incomplete recording are warnings.
 
 from __future__ import annotations
 
+import bisect
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +35,21 @@ import pyarrow.parquet as pq
 
 from simlab.book import L2Book
 from simlab.okx import BookSync, is_book
-from simlab.okx.normalize import normalize
+from simlab.okx.bootstrap import splices, start_chain_at
+from simlab.okx.normalize import normalize_raw
+from simlab.okx.rest import REST_CONN
 
 from .manifest import RecordingError, ns_to_iso
 from .reader import Recording
 from .schema import MANIFEST, RAW
 
 MAX_REPORTED_EVENTS = 50
+#: The live recorder's log (and its rotated copies) in the recording's top directory.
+LOG_FILES = re.compile(r"record\.log(\.\d+)?")
+#: Client events whose ``stale_arrivals`` name updates kept while resyncing.
+SYNC_DONE = ("synced", "resync_done")
+
+
 _PROBLEM_STATS = (("checksum_failed", "checksum failures"), ("gaps", "sequence gaps"),
                   ("no_snapshot", "updates without a valid snapshot"),
                   ("rejected", "book messages rejected (bad levels)"))
@@ -51,15 +69,43 @@ class BookChecker:
     []
     """
 
-    def __init__(self, verify_checksum: bool = True):
+    def __init__(self, verify_checksum: bool = True,
+                 stale: list[tuple[int, int]] | None = None):
         self.verify_checksum = verify_checksum
         self.syncs: dict[tuple[str, str], BookSync] = {}
+        self.stale_counts: Counter = Counter()
+        self._rest: dict[tuple[str, str], tuple[int | None, int]] = {}
+        ranges = sorted(stale or [])
+        self._stale_first = [a for a, _ in ranges]
+        self._stale_last = [b for _, b in ranges]
 
-    def apply(self, msg: Any, arrival: int | None = None) -> list[dict[str, Any]]:
+    def is_stale(self, arrival: int | None) -> bool:
+        """True when ``arrival`` lies in one of the ``stale`` ranges given."""
+        if arrival is None or not self._stale_first:
+            return False
+        i = bisect.bisect_right(self._stale_first, arrival) - 1
+        return i >= 0 and arrival <= self._stale_last[i]
+
+    def apply(self, msg: Any, arrival: int | None = None,
+              rest: bool = False) -> list[dict[str, Any]]:
+        """Apply one book message; ``rest``: it is a REST snapshot (the next update that
+        splices onto it continues the chain, as in the live client)."""
         key = (msg.channel, msg.inst_id)
         s = self.syncs.get(key)
         if s is None:
             s = self.syncs[key] = BookSync(L2Book(msg.inst_id), self.verify_checksum)
+        snapshot = msg.action == "snapshot" or msg.prev_seq_id == -1
+        if not snapshot and not s.valid and self.is_stale(arrival):
+            self.stale_counts[key] += 1
+            return []
+        if rest:
+            self._rest[key] = (msg.seq_id, msg.ts)
+        elif snapshot:
+            self._rest.pop(key, None)
+        elif key in self._rest and (msg.prev_seq_id != msg.seq_id or msg.seq_id is None):
+            snap_seq, snap_ts = self._rest.pop(key)
+            if s.valid and splices(snap_seq, snap_ts, msg.prev_seq_id, msg.seq_id, msg.ts):
+                start_chain_at(s, msg.prev_seq_id)
         s.apply(msg, arrival)
         if not s.events:
             return []
@@ -71,7 +117,8 @@ class BookChecker:
         """``{channel: {inst: BookStats.as_dict()}}``, sorted."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for (ch, inst), s in sorted(self.syncs.items()):
-            out.setdefault(ch, {})[inst] = s.stats.as_dict()
+            out.setdefault(ch, {})[inst] = {**s.stats.as_dict(),
+                                            "stale": self.stale_counts[(ch, inst)]}
         return out
 
 
@@ -102,6 +149,7 @@ class VerifyReport:
     events_total: int = 0
     files_listed: int = 0
     stray_files: list[str] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -117,15 +165,15 @@ class VerifyReport:
             "channels": self.channels, "control": self.control, "malformed": self.malformed,
             "events": self.events, "events_total": self.events_total,
             "files_listed": self.files_listed, "stray_files": self.stray_files,
-            "problems": self.problems, "warnings": self.warnings,
+            "live": self.live, "problems": self.problems, "warnings": self.warnings,
         }
 
 
 class _Tally:
     """Accumulates per-frame counts during the replay."""
 
-    def __init__(self) -> None:
-        self.books = BookChecker()
+    def __init__(self, stale: list[tuple[int, int]] | None = None) -> None:
+        self.books = BookChecker(stale=stale)
         self.trades: dict[tuple[str, str], Counter] = {}
         self.other: dict[tuple[str, str, str], int] = Counter()
         self.control: Counter = Counter()
@@ -137,7 +185,7 @@ class _Tally:
         self.n_arrival_errors = 0
 
     def frame(self, f: Any, wire_format: str) -> None:
-        norm = normalize(f.payload, wire_format)
+        norm = normalize_raw(f.payload, f.conn, f.channel, f.inst, wire_format)
         if norm.kind == "malformed":
             self.malformed[norm.error or "malformed"] += 1
             if len(self.malformed_examples) < 20:
@@ -145,7 +193,7 @@ class _Tally:
                                                 "payload": f.payload[:120].decode("utf-8",
                                                                                   "replace")})
         if norm.msg is not None and is_book(norm.msg):
-            for e in self.books.apply(norm.msg, f.arrival):
+            for e in self.books.apply(norm.msg, f.arrival, rest=f.conn == REST_CONN):
                 self.events_total += 1
                 if len(self.events) < MAX_REPORTED_EVENTS:
                     self.events.append(e)
@@ -180,14 +228,40 @@ def verify(path: str | Path, progress: bool | None = False) -> VerifyReport:
     _check_files(rec, rep)
     tally = _replay(rec, rep, progress)
     _fill(rep, tally)
+    _live(rep, m)
     _judge(rep, m)
     return rep
+
+
+def _live(rep: VerifyReport, m: dict[str, Any]) -> None:
+    """The live recorder's account (manifest ``live``): breaks, repairs, dropped frames."""
+    live = m.get("live")
+    if not isinstance(live, dict):
+        return
+    summary = live.get("summary") or {}
+    breaks = live.get("breaks") or []
+    rep.live = {"summary": summary, "breaks": breaks[:MAX_REPORTED_EVENTS],
+                "breaks_total": len(breaks) + (live.get("breaks_dropped") or 0),
+                "recorder": live.get("recorder") or {}}
+    dropped = summary.get("dropped_frames") or 0
+    if dropped:
+        eps = [b for b in breaks if b.get("kind") == "queue_overflow"]
+        where = "; ".join(f"{b['frames']} at arrival {b['arrival']} ({b.get('time')}, "
+                          f"{b.get('span_s')} s)" for b in eps[:5])
+        rep.problems.append(f"the recorder dropped {dropped} frames (its writer queue was "
+                            f"full): {where}")
+    if summary.get("disconnects"):
+        rep.warnings.append(f"{summary['disconnects']} disconnects: data missing for "
+                            f"{summary.get('missing_s', 0)} s in total (see live breaks)")
+    if summary.get("unrepaired"):
+        rep.warnings.append(f"{summary['unrepaired']} feed breaks not repaired when the "
+                            "recording ended")
 
 
 def _replay(rec: Recording, rep: VerifyReport, progress: bool | None) -> _Tally:
     from tqdm import tqdm
 
-    tally = _Tally()
+    tally = _Tally(stale_ranges(rec.manifest))
     expected = 0
     disable = None if progress is None else not progress  # None: only on a terminal
     with tqdm(total=rec.manifest.get("arrivals") or None, unit="msg", disable=disable,
@@ -203,6 +277,21 @@ def _replay(rec: Recording, rep: VerifyReport, progress: bool | None) -> _Tally:
             tally.frame(f, rec.wire_format)
             bar.update()
     return tally
+
+
+def stale_ranges(manifest: dict[str, Any]) -> list[tuple[int, int]]:
+    """Arrival ranges of updates a live client kept while resyncing (from the manifest's
+    ``synced``/``resync_done`` events).
+
+    >>> stale_ranges({"events": [{"kind": "synced", "stale_arrivals": [4, 9]}]})
+    [(4, 9)]
+    """
+    out = []
+    for e in manifest.get("events", []):
+        r = e.get("stale_arrivals") if e.get("kind") in SYNC_DONE else None
+        if isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r):
+            out.append((r[0], r[1]))
+    return sorted(out)
 
 
 def _check_files(rec: Recording, rep: VerifyReport) -> None:
@@ -233,6 +322,8 @@ def _strays(root: Path, listed: set[str]) -> list[str]:
     for d, _, names in os.walk(root):
         for n in names:
             rel = (Path(d) / n).relative_to(root).as_posix()
+            if rel == n and LOG_FILES.fullmatch(n):
+                continue  # the live recorder's log: documented, not data
             if rel != MANIFEST and rel not in listed:
                 out.append(rel)
     return sorted(out)
@@ -305,7 +396,7 @@ _BOOK_COLS = (("messages", "msgs"), ("snapshots", "snap"), ("updates", "upd"),
               ("heartbeats", "hb"), ("resets", "reset"), ("gaps", "gaps"),
               ("no_snapshot", "nosnap"), ("rejected", "rej"), ("checksum_verified", "cks_ok"),
               ("checksum_failed", "cks_fail"), ("checksum_absent", "cks_abs"),
-              ("crossed", "crossed"))
+              ("crossed", "crossed"), ("stale", "stale"))
 
 
 def _dash(v: Any) -> Any:
@@ -340,7 +431,7 @@ def format_report(rep: VerifyReport) -> str:
     out = [f"recording {rep.path}: {rep.frames} frames, "
            f"{ns_to_iso(rep.first_recv_ns) or '-'} .. {ns_to_iso(rep.last_recv_ns) or '-'}, "
            f"{'complete' if rep.complete else 'INCOMPLETE'}, wire format {rep.wire_format}"]
-    books = [[ch, inst] + [st[k] for k, _ in _BOOK_COLS] + [_ms_iso(st["first_ts"]),
+    books = [[ch, inst] + [st.get(k, 0) for k, _ in _BOOK_COLS] + [_ms_iso(st["first_ts"]),
                                                           _ms_iso(st["last_ts"])]
              for ch, e in rep.channels.items() if e["kind"] == "book"
              for inst, st in e["instruments"].items()]
@@ -369,7 +460,49 @@ def format_report(rep: VerifyReport) -> str:
                       [[e["kind"], e["channel"], e["inst"], _ms_iso(e["ts"]),
                         _dash(e["seq_id"]), _dash(e["prev_seq_id"]), _dash(e["expected_prev"]),
                         _dash(e["arrival"]), e["detail"][:60]] for e in rep.events])]
+    out += _format_live(rep.live)
     out += [f"warning: {w}" for w in rep.warnings]
     out += [f"PROBLEM: {p}" for p in rep.problems]
     out.append("OK" if rep.ok else f"FAILED ({len(rep.problems)} problems)")
     return "\n".join(out)
+
+
+def _repair(b: dict[str, Any]) -> str:
+    r = b.get("repair") or {}
+    if not r:
+        return "NOT REPAIRED"
+    if not r.get("done"):
+        return f"{r.get('how')}: NOT DONE"
+    at = f" @{r['arrival']}" if r.get("arrival") is not None else ""
+    return f"{r.get('how')}{at}"
+
+
+def _took(b: dict[str, Any]) -> str:
+    r = b.get("repair") or {}
+    for k in ("missing_s", "duration_s"):
+        if r.get(k) is not None:
+            return f"{r[k]:.3f} s"
+    for k in ("silent_s", "span_s"):
+        if b.get(k) is not None:
+            return f"{b[k]:.3f} s"
+    return "-"
+
+
+def _format_live(live: dict[str, Any]) -> list[str]:
+    if not live:
+        return []
+    s = live.get("summary") or {}
+    rec = live.get("recorder") or {}
+    out = ["", f"live recording: {live.get('breaks_total', 0)} breaks, {s.get('disconnects', 0)}"
+           f" disconnects ({s.get('missing_s', 0)} s missing), {s.get('reconnects', 0)} "
+           f"reconnects, {s.get('resyncs', 0)} resyncs, {s.get('dropped_frames', 0)} frames "
+           f"dropped; stopped: {rec.get('stop_reason') or 'not cleanly'}"]
+    breaks = live.get("breaks") or []
+    if breaks:
+        out.append(table(["kind", "time (UTC)", "conn", "channel", "inst", "arrival",
+                          "repaired by", "took", "detail"],
+                         [[b.get("kind"), (b.get("time") or "-")[:23].replace("T", " "),
+                           _dash(b.get("conn")), b.get("channel") or "-", b.get("inst") or "-",
+                           _dash(b.get("arrival")), _repair(b), _took(b),
+                           (b.get("detail") or "")[:50]] for b in breaks]))
+    return out

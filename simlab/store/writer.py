@@ -5,11 +5,20 @@ Rows are buffered per partition and written as new part files when ``flush_rows`
 file is written under a hidden temporary name, fsync'd and renamed, and only then listed in
 the manifest, which is itself replaced atomically: a reader never sees a half-written file.
 
+With ``rotating=True`` (the live recorder) each partition has an open hidden part file
+instead: when ``flush_rows`` rows (or ``flush_bytes`` payload bytes) are buffered, the
+partitions with the most rows are appended to their files as row groups until half is
+left (few, large row groups: each holds ~10 KB of footer metadata in memory until its file
+is closed, so past ``MAX_OPEN_ROW_GROUPS`` the fullest files are finished early, still
+hidden). :meth:`RecordingWriter.rotate` writes the rest, finishes every file, renames and
+lists them: memory stays bounded and a crash loses at most the current rotation.
+
 :func:`rebuild` re-derives ``levels/`` and ``trades/`` from ``raw/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +32,9 @@ import pyarrow.parquet as pq
 
 from simlab import __version__
 from simlab.okx import is_book
-from simlab.okx.normalize import WIRE_WS, Normalized, normalize
+from simlab.okx.frames import RawFrame
+from simlab.okx.normalize import WIRE_WS, Normalized, normalize, normalize_raw
+from simlab.okx.rest import REST_CONN
 
 from .atomic import atomic_write, fsync_dir
 from .manifest import RecordingError, new_manifest, utc_now, write_manifest
@@ -33,6 +44,7 @@ from .schema import (
     EVENT_CHANNEL,
     LEVELS,
     MALFORMED_CHANNEL,
+    MANIFEST,
     NO_INST,
     RAW,
     SCHEMAS,
@@ -72,10 +84,75 @@ def _dict_columns(table: pa.Table) -> list[str]:
     return [f.name for f in table.schema if f.name not in ("payload", "arrival", "recv_ns")]
 
 
-class DatasetBuffer:
-    """Buffered rows of one dataset, by partition, flushed as numbered part files."""
+class PartFile:
+    """A part file written row group by row group under its hidden temporary name
+    (``.<name>.tmp``, skipped by dataset discovery). :meth:`finish` closes and fsyncs it
+    (still hidden), :meth:`publish` renames it to its real name."""
 
-    def __init__(self, root: Path, dataset: str):
+    def __init__(self, root: Path, rel: str, schema: pa.Schema, key: Key):
+        self.root, self.rel, self.key = root, rel, key
+        self.path = root / rel
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.rows = 0
+        self.row_groups = 0
+        self.arrival_min: int | None = None
+        self.arrival_max: int | None = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            str(self.tmp), schema, compression="zstd",
+            use_dictionary=[f.name for f in schema if f.name not in
+                            ("payload", "arrival", "recv_ns")])
+        self.schema = schema
+
+    def write(self, cols: dict[str, list]) -> None:
+        """Append rows (in arrival order) as one row group."""
+        table = pa.Table.from_pydict(cols, schema=self.schema)
+        self.writer.write_table(table, row_group_size=max(1, table.num_rows))
+        if self.arrival_min is None:
+            self.arrival_min = cols["arrival"][0]
+        self.arrival_max = cols["arrival"][-1]
+        self.rows += table.num_rows
+        self.row_groups += 1
+
+    def finish(self) -> None:
+        """Close the file and fsync it; it keeps its hidden name."""
+        self.writer.close()
+        self.writer = None  # frees the footer metadata it held
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def publish(self, dataset: str) -> dict[str, Any]:
+        """Rename the finished file to its real name; its manifest entry."""
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.path.parent)
+        channel, inst, date = self.key
+        return {"dataset": dataset, "path": self.rel, "channel": channel, "inst": inst,
+                "date": date, "rows": self.rows, "arrival_min": self.arrival_min,
+                "arrival_max": self.arrival_max}
+
+    def discard(self) -> None:
+        """Give up the file: close what can be closed, remove the temporary."""
+        if self.writer is not None:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                self.writer.close()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+class DatasetBuffer:
+    """Buffered rows of one dataset, by partition, flushed as numbered part files.
+
+    With ``rotating``: :meth:`write_largest` appends the partitions with the most buffered
+    rows to their open hidden :class:`PartFile` as one row group each; :meth:`roll`
+    finishes the open files with the most row groups (each row group holds ~10 KB of footer
+    metadata in memory until its file is closed) and starts new ones; :meth:`seal` writes
+    the rest, finishes every file and renames them all (the caller lists them).
+    """
+
+    def __init__(self, root: Path, dataset: str, rotating: bool = False):
         self.root = Path(root)
         self.dataset = dataset
         self.schema = SCHEMAS[dataset]
@@ -83,6 +160,10 @@ class DatasetBuffer:
         self.buf: dict[Key, dict[str, list]] = {}
         self.next_part: dict[Key, int] = {}
         self.rows = 0
+        self.rotating = rotating
+        self.open: dict[Key, PartFile] = {}
+        self.finished: list[PartFile] = []  # rolled this rotation: complete, still hidden
+        self.current: str | None = None  # the part file being written (names a failure)
 
     def _cols(self, key: Key) -> dict[str, list]:
         cols = self.buf.get(key)
@@ -109,7 +190,11 @@ class DatasetBuffer:
         self.rows += n
 
     def flush(self) -> list[dict[str, Any]]:
-        """Write every buffered partition to a new part file; return manifest entries."""
+        """Write every buffered partition to a new part file; return manifest entries
+        (rotating: append every partition to its open part file; returns [])."""
+        if self.rotating:
+            self.write_largest(0)
+            return []
         entries = []
         for key in sorted(self.buf):
             cols = self.buf.pop(key)
@@ -119,11 +204,83 @@ class DatasetBuffer:
         self.rows = 0
         return entries
 
-    def _write(self, key: Key, cols: dict[str, list]) -> dict[str, Any]:
+    def write_largest(self, keep_rows: int) -> None:
+        """Rotating: write partitions, most rows first, as one row group each, until at
+        most ``keep_rows`` stay buffered."""
+        sizes = {k: len(c["arrival"]) for k, c in self.buf.items()}
+        for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+            if self.rows <= keep_rows:
+                break
+            cols = self.buf.pop(key)
+            if not sizes[key]:
+                continue
+            pf = self.open.get(key)
+            if pf is None:
+                rel = self.current = self._next_rel(key)
+                pf = self.open[key] = PartFile(self.root, rel, self.schema, key)
+            self.current = pf.rel
+            pf.write(cols)
+            self.current = None
+            self.rows -= sizes[key]
+
+    @property
+    def row_groups(self) -> int:
+        """Row groups in the open part files."""
+        return sum(pf.row_groups for pf in self.open.values())
+
+    def roll(self, keep_groups: int) -> None:
+        """Rotating: finish the open files with the most row groups until at most
+        ``keep_groups`` remain open; the next rows of those partitions start new parts."""
+        total = self.row_groups
+        for key in sorted(self.open, key=lambda k: self.open[k].row_groups, reverse=True):
+            if total <= keep_groups:
+                break
+            pf = self.open.pop(key)
+            self.current = pf.rel
+            self.finished.append(pf)
+            pf.finish()
+            self.current = None
+            total -= pf.row_groups
+
+    def seal(self) -> list[dict[str, Any]]:
+        """Rotating: write what is buffered, finish every open file and rename every
+        finished one; their manifest entries. On an error the files this call renamed are
+        removed again and every temporary is discarded, so the directory holds only what
+        the manifest lists."""
+        done: list[dict[str, Any]] = []
+        try:
+            self.flush()
+            self.roll(0)
+            for pf in sorted(self.finished, key=lambda f: f.rel):
+                self.current = pf.rel
+                done.append(pf.publish(self.dataset))
+            self.current = None
+            self.finished.clear()
+        except BaseException:
+            for e in done:
+                (self.root / e["path"]).unlink(missing_ok=True)
+            self.discard()
+            raise
+        return done
+
+    def discard(self) -> None:
+        """Drop buffered rows and every unpublished part file (temporaries removed)."""
+        for pf in [*self.open.values(), *self.finished]:
+            pf.discard()
+        self.open.clear()
+        self.finished.clear()
+        self.buf.clear()
+        self.rows = 0
+
+    def _next_rel(self, key: Key) -> str:
         channel, inst, date = key
         n = self.next_part.get(key, 0)
         self.next_part[key] = n + 1
-        rel = f"{partition_dir(self.dataset, channel, inst, date)}/{part_name(n)}"
+        return f"{partition_dir(self.dataset, channel, inst, date)}/{part_name(n)}"
+
+    def _write(self, key: Key, cols: dict[str, list]) -> dict[str, Any]:
+        channel, inst, date = key
+        rel = self._next_rel(key)
         table = pa.Table.from_pydict(cols, schema=self.schema)
         write_parquet(self.root / rel, table)
         return {"dataset": self.dataset, "path": rel, "channel": channel, "inst": inst,
@@ -162,7 +319,8 @@ class RecordingWriter:
 
     def __init__(self, path: str | Path, source: dict[str, Any] | None = None, *,
                  flush_rows: int = 100_000, flush_bytes: int = 64 << 20,
-                 wire_format: str = WIRE_WS, check_books: bool = True):
+                 wire_format: str = WIRE_WS, check_books: bool = True,
+                 rotating: bool = False):
         self.path = Path(path)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise RecordingError(f"{self.path}: already exists and is not an empty directory; "
@@ -173,7 +331,8 @@ class RecordingWriter:
         self.path.mkdir(parents=True, exist_ok=True)
         self.wire_format = wire_format
         self.flush_rows, self.flush_bytes = flush_rows, flush_bytes
-        self.buffers = {d: DatasetBuffer(self.path, d) for d in (RAW, LEVELS, TRADES)}
+        self.rotating = rotating
+        self.buffers = {d: DatasetBuffer(self.path, d, rotating) for d in (RAW, LEVELS, TRADES)}
         self.checker = BookChecker() if check_books else None
         self.manifest = new_manifest(source, wire_format)
         self._arrival = 0
@@ -181,6 +340,8 @@ class RecordingWriter:
         self._closed = False
         self._channels: dict[str, Counter] = {}
         self._control: Counter = Counter()
+        self._saved: dict[str, Any] = {}
+        self._checkpoint()
         write_manifest(self.path, self.manifest)
 
     # -- context manager ------------------------------------------------------------------
@@ -204,6 +365,18 @@ class RecordingWriter:
         returns its arrival number (0, 1, 2 ... over the whole recording)."""
         return self.add_normalized(payload, normalize(payload, self.wire_format), recv_ns, conn)
 
+    def add_frame(self, frame: RawFrame) -> int:
+        """Record a :class:`~simlab.okx.frames.RawFrame` as the live client yields it (a REST
+        order-book snapshot, ``conn == REST_CONN``, is stored and normalised as a snapshot
+        of ``frame.channel``/``frame.inst``); returns its arrival number here.
+
+        >>> w.add_frame(RawFrame(0, 10**18, 0, "_event", "_none", b"pong"))  # doctest: +SKIP
+        0
+        """
+        norm = normalize_raw(frame.payload, frame.conn, frame.channel, frame.inst,
+                             self.wire_format)
+        return self.add_normalized(frame.payload, norm, frame.recv_ns, frame.conn)
+
     def add_normalized(self, payload: bytes, norm: Normalized, recv_ns: int,
                        conn: int = 0) -> int:
         """Like :meth:`add` for a frame the caller has already normalised (importers use
@@ -216,8 +389,9 @@ class RecordingWriter:
             payload = bytes(payload)
         if not (isinstance(recv_ns, int) and 0 <= recv_ns < _I64):
             raise ValueError(f"recv_ns must be an int of ns since the epoch, got {recv_ns!r}")
-        if not (isinstance(conn, int) and 0 <= conn < 2**31):
-            raise ValueError(f"conn must be a non-negative int32, got {conn!r}")
+        if not (isinstance(conn, int) and REST_CONN <= conn < 2**31):
+            raise ValueError(f"conn must be a non-negative int32 (or {REST_CONN} for a REST "
+                             f"snapshot), got {conn!r}")
         a = self._arrival
         self._arrival += 1
         channel, inst = partition_of(norm)
@@ -231,12 +405,33 @@ class RecordingWriter:
             self.buffers[norm.table].extend(key, a, recv_ns, norm.rows)
         self._count(norm, channel, inst, a, recv_ns)
         if self.checker is not None and norm.msg is not None and is_book(norm.msg):
-            for ev in self.checker.apply(norm.msg, a):
+            for ev in self.checker.apply(norm.msg, a, rest=conn == REST_CONN):
                 self._event(ev)
         if (sum(b.rows for b in self.buffers.values()) >= self.flush_rows
                 or self._bytes >= self.flush_bytes):
-            self.flush()
+            self._write_some() if self.rotating else self.flush()
         return a
+
+    #: Rotating: row groups the open part files may hold before the largest are finished.
+    MAX_OPEN_ROW_GROUPS = 1000
+
+    def _write_some(self) -> None:
+        """Rotating: write the partitions with the most rows until half of ``flush_rows``
+        is left (few, large row groups), then finish files if too many row groups are
+        open."""
+        try:
+            keep = self.flush_rows // 2 if self._bytes < self.flush_bytes else 0
+            bufs = sorted(self.buffers.values(), key=lambda b: b.rows, reverse=True)
+            for i, buf in enumerate(bufs):
+                rest = sum(b.rows for b in bufs[i + 1:])
+                buf.write_largest(max(0, keep - rest))
+            self._bytes = 0
+            if sum(b.row_groups for b in self.buffers.values()) > self.MAX_OPEN_ROW_GROUPS:
+                for buf in self.buffers.values():
+                    buf.roll(buf.row_groups // 2)
+        except BaseException as e:
+            self._fail_rotation(e, [])
+            raise
 
     def _count(self, norm: Normalized, channel: str, inst: str, arrival: int,
                recv_ns: int) -> None:
@@ -312,7 +507,17 @@ class RecordingWriter:
 
     # -- flushing -------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write all buffered rows to new part files, then rewrite the manifest."""
+        """Write all buffered rows to new part files, then rewrite the manifest
+        (rotating: append them to the open part files; nothing new is listed)."""
+        if self.rotating:
+            try:
+                for buf in self.buffers.values():
+                    buf.flush()
+            except BaseException as e:
+                self._fail_rotation(e, [])
+                raise
+            self._bytes = 0
+            return
         entries = []
         for name, buf in self.buffers.items():
             new = buf.flush()
@@ -332,12 +537,101 @@ class RecordingWriter:
             m["integrity"] = self.checker.summary()
         write_manifest(self.path, m)
 
+    def rotate(self) -> list[dict[str, Any]]:
+        """Close the current part files (flush, fsync, rename), list them and rewrite the
+        manifest; returns their entries. Not rotating: the same as :meth:`flush`.
+
+        If a file or the manifest cannot be written (a full disk), the files of this
+        rotation are removed again, its rows are lost and the writer goes back to its last
+        rotation (arrivals, counts, events), so the directory and the manifest on disk keep
+        agreeing; the error is raised with ``failed_path`` naming what could not be written.
+        """
+        if not self.rotating:
+            before = len(self.manifest["files"])
+            self.flush()
+            return self.manifest["files"][before:]
+        if self._closed:
+            raise RecordingError(f"{self.path}: writer is closed")
+        entries: list[dict[str, Any]] = []
+        try:
+            for buf in self.buffers.values():
+                entries += buf.seal()
+            m = self.manifest
+            m["files"] += entries
+            for e in entries:
+                m["rows"][e["dataset"]] += e["rows"]
+            self._bytes = 0
+            self._sync_manifest()
+        except BaseException as e:
+            self._fail_rotation(e, entries)
+            raise
+        self._checkpoint()
+        return entries
+
+    def _fail_rotation(self, e: BaseException, entries: list[dict[str, Any]]) -> None:
+        """Undo the current rotation: its sealed files, open temporaries and counts."""
+        self.failed_path = self._failing(e)
+        for entry in entries:
+            (self.path / entry["path"]).unlink(missing_ok=True)
+        for buf in self.buffers.values():
+            buf.discard()
+            buf.current = None
+        self._restore()
+        log.error("%s: could not write %s (%s: %s); the rows since the last rotation are "
+                  "lost, the files listed before are intact", self.path, self.failed_path,
+                  type(e).__name__, e)
+
+    #: What a failed :meth:`rotate` could not write (relative path or ``manifest.json``).
+    failed_path: str | None = None
+
+    def _failing(self, e: BaseException) -> str:
+        for buf in self.buffers.values():
+            if buf.current is not None:
+                return buf.current
+        name = getattr(e, "filename", None)
+        if isinstance(name, str):
+            try:
+                return Path(name).relative_to(self.path).as_posix()
+            except ValueError:
+                return name
+        return MANIFEST
+
+    def _checkpoint(self) -> None:
+        """Remember the state of the last rotation (what the files on disk hold)."""
+        m = self.manifest
+        self._saved = {
+            "arrival": self._arrival,
+            "channels": {k: Counter(v) for k, v in self._channels.items()},
+            "control": Counter(self._control),
+            "malformed": json.loads(json.dumps(m["malformed"])),
+            "first_recv_ns": m["first_recv_ns"], "last_recv_ns": m["last_recv_ns"],
+            "events": len(m["events"]), "events_dropped": m["events_dropped"],
+            "files": len(m["files"]), "rows": dict(m["rows"]),
+        }
+
+    def _restore(self) -> None:
+        sv, m = self._saved, self.manifest
+        self._arrival = sv["arrival"]
+        self._channels = {k: Counter(v) for k, v in sv["channels"].items()}
+        self._control = Counter(sv["control"])
+        m["malformed"] = json.loads(json.dumps(sv["malformed"]))
+        m["first_recv_ns"], m["last_recv_ns"] = sv["first_recv_ns"], sv["last_recv_ns"]
+        del m["events"][sv["events"]:]
+        m["events_dropped"] = sv["events_dropped"]
+        del m["files"][sv["files"]:]
+        m["rows"] = dict(sv["rows"])
+        self._bytes = 0
+
     def close(self) -> None:
         """Flush everything and mark the recording complete. Idempotent."""
         if self._closed:
             return
         self.manifest["complete"] = True
-        self.flush()
+        try:
+            self.rotate() if self.rotating else self.flush()
+        except BaseException:
+            self.manifest["complete"] = False
+            raise
         self._closed = True
 
     def abort(self, reason: str) -> None:
@@ -345,13 +639,23 @@ class RecordingWriter:
         incomplete, with ``reason``. Used when the context manager exits on an error."""
         if self._closed:
             return
-        self._closed = True
         self.manifest["complete"] = False
         self.manifest["error"] = reason
         try:
-            self.flush()
+            if self.rotating:
+                try:
+                    self.rotate()
+                except Exception:
+                    # its rows are lost; record the error in the last rotation's manifest
+                    self.manifest["error"] = reason
+                    self._sync_manifest()
+                    raise
+            else:
+                self.flush()
         except Exception as e:  # the original error matters more; files stay consistent
             log.error("%s: could not flush after %s: %s", self.path, reason, e)
+        finally:
+            self._closed = True
 
 
 def rebuild(path: str | Path, flush_rows: int = 200_000) -> dict[str, int]:
@@ -370,7 +674,7 @@ def rebuild(path: str | Path, flush_rows: int = 200_000) -> dict[str, int]:
     buffers = {d: DatasetBuffer(work, d) for d in DERIVED}
     entries: list[dict[str, Any]] = []
     for f in rec.iter_raw():
-        norm = normalize(f.payload, rec.wire_format)
+        norm = normalize_raw(f.payload, f.conn, f.channel, f.inst, rec.wire_format)
         if norm.rows is None or norm.kind == "malformed":
             continue
         key = (*partition_of(norm), utc_date(f.recv_ns))

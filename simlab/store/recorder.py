@@ -1,0 +1,668 @@
+"""``simlab record``: record the live OKX feed overnight into a simlab recording.
+
+The asyncio loop runs the live client (:class:`simlab.okx.client.OkxClient`) and does
+nothing slow: each frame and event goes into a bounded queue, and a writer thread turns
+them into the recording (:class:`~simlab.store.writer.RecordingWriter` in rotating mode).
+Every ``rotate`` seconds the current part files are closed (flushed, fsync'd, renamed) and
+listed in the manifest, so a crash loses at most the current rotation and readers never
+see a half-written file.
+
+If the disk cannot keep up and the queue is full, frames are dropped, never silently: each
+run of drops (an *episode*: arrival range, frames and bytes per stream, time span) is
+logged and written to the manifest (``live.breaks`` entries of kind ``queue_overflow``,
+``live.summary.dropped_frames``). Arrival numbers in the recording stay 0..n-1; events
+that name client arrivals are translated to the recording's.
+
+A write error (a full disk) stops the recording: the files closed before stay intact and
+listed, the current rotation is removed, and :class:`RecordError` names the directory and
+what could not be written. The log goes to ``DIR/record.log`` (``logging``; ignored by
+``simlab verify``'s stray-file check). See ``docs/recording-format.md``, "Live recording".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.abc
+import logging
+import logging.handlers
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import psutil
+
+from simlab import __version__
+from simlab.book import L2Book
+from simlab.okx.client import ClientEvent, OkxClient
+from simlab.okx.frames import RawFrame
+
+from .manifest import RecordingError, ns_to_iso, utc_now
+from .status import FeedLog, StatusLine, format_status
+from .writer import RecordingWriter
+
+log = logging.getLogger("simlab.store.recorder")
+
+#: The recorder's log file, in the recording's top directory.
+RECORD_LOG = "record.log"
+LOG_MAX_BYTES = 64 << 20
+#: How often the status goes to the log (the terminal gets it every ``status_interval``).
+LOG_STATUS_EVERY_S = 60.0
+_STREAM_BREAK_KINDS = ("gap", "checksum_failed", "rejected")
+#: The live client's ``dedup_window`` unless given (see :class:`Recorder`).
+DEDUP_WINDOW = 1024
+
+
+class RecordError(RecordingError):
+    """The recording had to stop on an error (e.g. a full disk); the message names the
+    directory and what failed. Files closed before are intact and listed."""
+
+
+@dataclass
+class RecordResult:
+    """What a finished :func:`record` did."""
+
+    path: str
+    frames: int = 0
+    events: int = 0
+    dropped: int = 0
+    rotations: int = 0
+    files: int = 0
+    bytes: int = 0
+    elapsed_s: float = 0.0
+    stop_reason: str = ""
+    breaks: int = 0
+    disconnects: int = 0
+    missing_s: float = 0.0
+    per_stream: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"recorded {self.frames:,} frames in {self.path} ({self.elapsed_s:.1f} s, "
+                f"{self.stop_reason}): {self.files} files, {self.bytes / 2**20:.1f} MB, "
+                f"{self.breaks} breaks, {self.disconnects} disconnects "
+                f"({self.missing_s:.1f} s missing), {self.dropped} frames dropped; "
+                f"log {Path(self.path) / RECORD_LOG}")
+
+
+class _Queue:
+    """Frames (bounded by count and payload bytes) and control items (never refused) for
+    the writer thread, in order."""
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self.items: deque = deque()
+        self.frames = 0
+        self.bytes = 0
+        self.cond = threading.Condition(threading.Lock())
+        self.peak_frames = 0
+
+    def put_frame(self, f: RawFrame) -> bool:
+        n = len(f.payload)
+        with self.cond:
+            if self.frames >= self.max_frames or self.bytes + n > self.max_bytes:
+                return False
+            self.items.append(f)
+            self.frames += 1
+            self.bytes += n
+            if self.frames > self.peak_frames:
+                self.peak_frames = self.frames
+            if len(self.items) == 1:
+                self.cond.notify()
+        return True
+
+    def put(self, item: Any) -> None:
+        with self.cond:
+            self.items.append(item)
+            if len(self.items) == 1:
+                self.cond.notify()
+
+    def take(self, timeout: float = 1.0) -> list:
+        """Everything queued (waiting up to ``timeout`` for something)."""
+        with self.cond:
+            if not self.items:
+                self.cond.wait(timeout)
+            items = list(self.items)
+            self.items.clear()
+            self.frames = 0
+            self.bytes = 0
+        return items
+
+
+class _Episode:
+    """One run of frames dropped because the queue was full."""
+
+    def __init__(self, f: RawFrame, writer_arrival: int, queued: int, queued_bytes: int):
+        self.first = self.last = f.arrival
+        self.writer_arrival = writer_arrival
+        self.first_recv_ns = self.last_recv_ns = f.recv_ns
+        self.frames = 0
+        self.bytes = 0
+        self.per_stream: Counter = Counter()
+        self.queued, self.queued_bytes = queued, queued_bytes
+        self.add(f)
+
+    def add(self, f: RawFrame) -> None:
+        self.last = f.arrival
+        self.last_recv_ns = f.recv_ns
+        self.frames += 1
+        self.bytes += len(f.payload)
+        self.per_stream[f"{f.channel}:{f.inst}"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"arrival": self.writer_arrival, "frames": self.frames, "bytes": self.bytes,
+                "client_arrivals": [self.first, self.last],
+                "first_recv_ns": self.first_recv_ns, "last_recv_ns": self.last_recv_ns,
+                "time": ns_to_iso(self.first_recv_ns), "until": ns_to_iso(self.last_recv_ns),
+                "span_s": round((self.last_recv_ns - self.first_recv_ns) / 1e9, 3),
+                "per_stream": dict(sorted(self.per_stream.items())),
+                "detail": f"writer queue full ({self.queued} frames, {self.queued_bytes} "
+                          "bytes): frames dropped", "repair": None}
+
+
+class _QuietFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file must never stop the recording (e.g. on a full disk)."""
+
+    failed = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed += 1
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Warnings on stderr, clearing the status line first."""
+
+    def __init__(self, status: StatusLine | None, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.status = status
+        self.setFormatter(logging.Formatter("simlab record: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.status is not None:
+            self.status.clear()
+        super().emit(record)
+
+
+class Recorder:
+    """Record ``subscriptions`` (``(channel, instId)`` pairs) into a new recording ``out``.
+
+    ``duration`` (s, None: until :meth:`stop`), ``rotate`` (s between closing the part
+    files), ``queue_frames``/``queue_bytes`` (the writer queue's bounds), ``flush_rows``/
+    ``flush_bytes`` (the writer's buffers, see :mod:`simlab.store.writer`), ``status`` (a stream for
+    the status line, None for stderr, False for none) every ``status_interval`` s,
+    ``console`` (also log warnings on stderr). Other keywords are
+    :class:`~simlab.okx.client.ClientConfig` fields (``ws_url``, ``rest_url``, timeouts...).
+
+    >>> async def main():                                               # doctest: +SKIP
+    ...     rec = Recorder("rec", [("books", "BTC-USDT"), ("trades", "BTC-USDT")],
+    ...                    duration=3600, rotate=300)
+    ...     return await rec.run()
+    """
+
+    def __init__(self, out: str | Path, subscriptions: Iterable[tuple[str, str]], *,
+                 duration: float | None = None, rotate: float = 300.0,
+                 queue_frames: int = 50_000, queue_bytes: int = 32 << 20,
+                 flush_rows: int = 10_000, flush_bytes: int = 8 << 20,
+                 status: TextIO | bool | None = False, status_interval: float = 1.0,
+                 console: bool = False, **client_options: Any) -> None:
+        self.out = Path(out)
+        self.subscriptions = [(str(c), str(i)) for c, i in subscriptions]
+        if not self.subscriptions:
+            raise ValueError("subscriptions: expected at least one (channel, instId) pair")
+        if duration is not None and duration <= 0:
+            raise ValueError(f"duration must be > 0 seconds, got {duration}")
+        if rotate <= 0:
+            raise ValueError(f"rotate must be > 0 seconds, got {rotate}")
+        if queue_frames < 1 or queue_bytes < 1:
+            raise ValueError("queue_frames and queue_bytes must be >= 1")
+        self.duration, self.rotate = duration, float(rotate)
+        self.flush_rows, self.flush_bytes = flush_rows, flush_bytes
+        self.status_interval = status_interval
+        self.console = console
+        # The client remembers this many keys per stream to drop duplicates across a
+        # switchover; 1,024 still covers minutes of a book stream at OKX's pace, and the
+        # default (4,096) costs ~25 MB more with 40 streams.
+        self.client_options = {"dedup_window": DEDUP_WINDOW, **client_options}
+        self._status_stream = status
+        self.q = _Queue(queue_frames, queue_bytes)
+        self.feedlog = FeedLog()
+        self.client: OkxClient | None = None
+        self.writer: RecordingWriter | None = None
+        # loop side
+        self.frames = 0  # frames received from the client
+        self.per_stream: Counter = Counter()
+        self.gaps: Counter = Counter()
+        self.reconnects = 0
+        self.resyncs = 0
+        self.events = 0
+        self.dropped = 0
+        self._written = 0  # frames queued for the writer (its next arrival)
+        self._episode: _Episode | None = None
+        self._runs: deque = deque(maxlen=4096)  # (first, last, dropped before first)
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._last_frame = time.monotonic()
+        self._t0 = time.monotonic()
+        # writer side
+        self.rotations = 0
+        self.files = 0
+        self.bytes = 0
+        self._error: BaseException | None = None
+        self._error_msg = ""
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._proc = psutil.Process()
+        self.rss_start = self.rss_peak = self._proc.memory_info().rss
+        self._log_state: tuple | None = None
+        self._listener: logging.handlers.QueueListener | None = None
+        self._file_handler: _QuietFileHandler | None = None
+        self._status: StatusLine | None = None
+
+    # -- control ----------------------------------------------------------------------------
+    def stop(self, reason: str = "stopped") -> None:
+        """Finish: close the client, write what is queued, close the files. Idempotent;
+        safe from a signal handler on the loop."""
+        if self._stop.is_set():
+            log.warning("already stopping (%s); waiting for the files to close",
+                        self._stop_reason)
+            return
+        self._stop_reason = reason
+        log.info("stopping: %s", reason)
+        self._stop.set()
+
+    @property
+    def dropping(self) -> bool:
+        """True while frames are being dropped (the writer queue is full)."""
+        return self._episode is not None
+
+    def status(self) -> dict[str, Any]:
+        """The counters the status line shows."""
+        rss = self._proc.memory_info().rss
+        self.rss_peak = max(self.rss_peak, rss)
+        return {"elapsed_s": time.monotonic() - self._t0, "frames": self.frames,
+                "gaps": dict(self.gaps), "reconnects": self.reconnects, "resyncs": self.resyncs,
+                "files": self.files, "bytes": self.bytes, "queue": self.q.frames,
+                "dropped": self.dropped, "rss": rss}
+
+    async def idle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
+        """Wait until no frame came for ``quiet`` s from now on (tests: the feed is
+        drained)."""
+        start = time.monotonic()
+        end = start + timeout
+        while time.monotonic() < end:
+            if time.monotonic() - max(self._last_frame, start) >= quiet:
+                return
+            await asyncio.sleep(quiet / 4)
+        raise TimeoutError(f"frames still arriving after {timeout} s")
+
+    async def until(self, predicate, timeout: float = 10.0, what: str = "condition") -> None:
+        """Wait until ``predicate()`` is true (tests)."""
+        end = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > end:
+                raise TimeoutError(f"{what} not reached within {timeout} s")
+            if self._stop.is_set():
+                raise RuntimeError(f"the recorder stopped ({self._stop_reason}) before {what}")
+            await asyncio.sleep(0.02)
+
+    # -- run --------------------------------------------------------------------------------
+    async def run(self) -> RecordResult:
+        """Record until :meth:`stop`, the duration, or a write error (raises
+        :class:`RecordError` after closing everything it can)."""
+        self._loop = asyncio.get_running_loop()
+        self._t0 = self._last_frame = time.monotonic()
+        self._open()
+        consumer = ticker = None
+        try:
+            self.client = OkxClient(self.subscriptions, book_factory=L2Book,
+                                    **self.client_options)
+            log.info("recording %d streams to %s (rotate every %g s%s), ws %s, rest %s",
+                     len(self.subscriptions), self.out, self.rotate,
+                     f", for {self.duration:g} s" if self.duration else "",
+                     self.client.cfg.ws_url, self.client.cfg.rest_url)
+            consumer = asyncio.create_task(self._consume(self.client), name="record-consume")
+            ticker = asyncio.create_task(self._tick(), name="record-tick")
+            await self._stop.wait()
+            await self._finish(consumer)
+        finally:
+            if self.client is not None:
+                # idempotent; after a cancellation it still closes the connections
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(self.client.close(), 10)
+            for t in (ticker, consumer):
+                if t is not None and not t.done():
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+            if self._thread is not None and self._thread.is_alive():
+                self.q.put(("close", self._stop_reason or "interrupted"))
+                await asyncio.to_thread(self._thread.join, 60)
+            self._close_logging()
+        if self._error is not None:
+            raise RecordError(self._error_msg) from self._error
+        return self._result()
+
+    def _open(self) -> None:
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise RecordingError(f"{self.out}: already exists and is not an empty directory; "
+                                 "choose a new path for the recording")
+        source = {"recorder": "simlab record", "simlab_version": __version__,
+                  "subscriptions": [list(s) for s in self.subscriptions],
+                  "ws_url": self.client_options.get("ws_url"),
+                  "rest_url": self.client_options.get("rest_url"),
+                  "rotate_s": self.rotate, "duration_s": self.duration,
+                  "recv_time": "local clock (time.time_ns) when the client read the frame"}
+        self.writer = RecordingWriter(self.out, source, flush_rows=self.flush_rows,
+                                      flush_bytes=self.flush_bytes, check_books=False,
+                                      rotating=True)
+        self._recorder_info = {"started": utc_now(), "stopped": None, "stop_reason": None,
+                               "rotate_s": self.rotate, "rotations": 0, "log": RECORD_LOG,
+                               "queue": {"max_frames": self.q.max_frames,
+                                         "max_bytes": self.q.max_bytes}}
+        self._open_logging()
+        self._thread = threading.Thread(target=self._write_loop, name="record-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _open_logging(self) -> None:
+        lg = logging.getLogger("simlab")
+        self._log_state = (lg.level, lg.propagate)
+        fh = _QuietFileHandler(self.out / RECORD_LOG, maxBytes=LOG_MAX_BYTES, backupCount=2,
+                               encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._file_handler = fh
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        self._qhandler = logging.handlers.QueueHandler(q)
+        # The file is written by the listener's thread: no disk I/O on the event loop.
+        self._listener = logging.handlers.QueueListener(q, fh)
+        self._listener.start()
+        lg.addHandler(self._qhandler)
+        if self._status_stream is not False:
+            stream = self._status_stream if self._status_stream not in (None, True) \
+                else None
+            self._status = StatusLine(stream)
+        self._console = None
+        if self.console:
+            self._console = _ConsoleHandler(self._status, self._status.stream if self._status
+                                            else sys.stderr)
+            self._console.setLevel(logging.WARNING)
+            lg.addHandler(self._console)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False  # the log file has it all; stderr gets the status and warnings
+
+    def _close_logging(self) -> None:
+        lg = logging.getLogger("simlab")
+        if self._status is not None:
+            self._status.done()
+        for h in (getattr(self, "_qhandler", None), getattr(self, "_console", None)):
+            if h is not None:
+                lg.removeHandler(h)
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if self._file_handler is not None:
+            self._file_handler.close()
+        if self._log_state is not None:
+            lg.setLevel(self._log_state[0])
+            lg.propagate = self._log_state[1]
+            self._log_state = None
+
+    async def _finish(self, consumer: asyncio.Task) -> None:
+        client = self.client
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.close(), 30)
+            except Exception as e:  # the files matter more than a clean goodbye
+                log.error("closing the client failed: %s: %s", type(e).__name__, e)
+        try:
+            await asyncio.wait_for(consumer, 30)
+        except Exception as e:
+            log.error("the client's stream did not end cleanly: %s: %s", type(e).__name__, e)
+        self._end_episode()
+        self.q.put(("close", self._stop_reason))
+        await asyncio.to_thread(self._thread.join)
+
+    def _result(self) -> RecordResult:
+        s = self.feedlog.summary()
+        return RecordResult(str(self.out), self.frames, self.events, self.dropped,
+                            self.rotations, self.files, self.bytes,
+                            round(time.monotonic() - self._t0, 3), self._stop_reason,
+                            s["breaks"], s["disconnects"], s["missing_s"],
+                            {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())})
+
+    # -- loop side: client -> queue ---------------------------------------------------------
+    async def _consume(self, client: OkxClient) -> None:
+        try:
+            async for item in client.stream():
+                if type(item) is RawFrame:
+                    self._frame(item)
+                elif isinstance(item, ClientEvent):
+                    self._event(item.as_dict())
+        except Exception as e:
+            log.exception("the live client failed")
+            self.stop(f"client error: {type(e).__name__}: {e}")
+            return
+        if not self._stop.is_set():
+            self.stop("the client's stream ended")
+
+    def _frame(self, f: RawFrame) -> None:
+        self.frames += 1
+        self._last_frame = time.monotonic()
+        if self._error is not None:
+            return  # the writer is gone; the recording is stopping
+        self.per_stream[(f.channel, f.inst)] += 1
+        if self.q.put_frame(f):
+            self._written += 1
+            if self._episode is not None:
+                self._end_episode()
+            return
+        self.dropped += 1
+        ep = self._episode
+        if ep is None:
+            ep = self._episode = _Episode(f, self._written, self.q.frames, self.q.bytes)
+            log.warning("writer queue full (%d frames, %d bytes): dropping frames from client "
+                        "arrival %d (%s:%s)", self.q.frames, self.q.bytes, f.arrival,
+                        f.channel, f.inst)
+        else:
+            ep.add(f)
+
+    def _end_episode(self) -> None:
+        ep = self._episode
+        if ep is None:
+            return
+        self._episode = None
+        before = self._runs[-1][2] + self._runs[-1][1] - self._runs[-1][0] + 1 \
+            if self._runs else 0
+        self._runs.append((ep.first, ep.last, before))
+        d = ep.as_dict()
+        log.warning("dropped %d frames (%d bytes) while the writer queue was full: client "
+                    "arrivals %d..%d, %s .. %s (%.3f s), recording arrival %d; per stream %s",
+                    ep.frames, ep.bytes, ep.first, ep.last, d["time"], d["until"], d["span_s"],
+                    ep.writer_arrival, d["per_stream"])
+        self.q.put(("drop", d))
+
+    def _map(self, a: Any) -> int | None:
+        """The recording's arrival of the client's arrival ``a`` (None if dropped)."""
+        if not isinstance(a, int):
+            return a
+        ep = self._episode
+        if ep is not None and ep.first <= a <= ep.last:
+            return None
+        runs = self._runs
+        if not runs:
+            return a
+        for first, last, before in reversed(runs):
+            if first <= a:
+                if a <= last:
+                    return None
+                return a - before - (last - first + 1)
+        first, _, before = runs[0]
+        return a - before
+
+    def _event(self, ev: dict[str, Any]) -> None:
+        self.events += 1
+        kind = ev.get("kind")
+        if kind in _STREAM_BREAK_KINDS:
+            self.gaps[ev.get("inst") or "?"] += 1
+        elif kind == "reconnect":
+            self.reconnects += 1
+        elif kind == "resync_started":
+            self.resyncs += 1
+        if "arrival" in ev:
+            ev["arrival"] = self._map(ev["arrival"])
+        else:
+            ev["arrival"] = self._written  # the next frame of the recording
+        stale = ev.get("stale_arrivals")
+        if isinstance(stale, list) and len(stale) == 2:
+            lo, hi = self._map(stale[0]), self._map(stale[1])
+            ev["stale_arrivals"] = [lo, hi] if lo is not None and hi is not None else None
+        if self._error is None:
+            self.q.put(ev)
+
+    async def _tick(self) -> None:
+        interval = self.status_interval
+        now = time.monotonic()
+        next_rotate, next_status = now + self.rotate, now + interval
+        next_log = now + LOG_STATUS_EVERY_S
+        last_frames, last_t = self.frames, now
+        while True:
+            await asyncio.sleep(min(0.05, self.rotate / 4, interval / 4))
+            now = time.monotonic()
+            if self.duration is not None and now - self._t0 >= self.duration:
+                self.stop(f"duration {self.duration:g} s reached")
+                return
+            if now >= next_rotate:
+                self.q.put(("rotate",))
+                next_rotate = max(next_rotate + self.rotate, now + self.rotate / 2)
+            if now >= next_status:
+                st = self.status()  # also samples the RSS peak
+                st["rate"] = (self.frames - last_frames) / max(now - last_t, 1e-6)
+                last_frames, last_t = self.frames, now
+                line = format_status(st)
+                if self._status is not None:
+                    self._status.show(line)
+                if now >= next_log:
+                    log.info("status: %s", line)
+                    next_log = now + LOG_STATUS_EVERY_S
+                next_status = now + interval
+
+    # -- writer thread ----------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        w = self.writer
+        try:
+            while True:
+                for item in self.q.take():
+                    t = type(item)
+                    if t is RawFrame:
+                        w.add_frame(item)
+                    elif t is dict:
+                        self._account(self.feedlog.event, item)
+                        w.add_event(item)
+                    elif item[0] == "rotate":
+                        self._rotate()
+                    elif item[0] == "drop":
+                        self._account(self.feedlog.drop, item[1])
+                        w.add_event({"kind": "queue_overflow", **item[1]})
+                    elif item[0] == "close":
+                        self._close(item[1])
+                        return
+        except BaseException as e:
+            self._failed(e)
+
+    @staticmethod
+    def _account(fn, item: dict[str, Any]) -> None:
+        # Bookkeeping must never stop a recording: the event itself is still stored.
+        try:
+            fn(item)
+        except Exception:
+            log.exception("could not account for %r", item)
+
+    def _live(self) -> dict[str, Any]:
+        info = dict(self._recorder_info, rotations=self.rotations,
+                    peak_queue_frames=self.q.peak_frames, rss_start=self.rss_start,
+                    rss_peak=self.rss_peak)
+        return {"recorder": info, **self.feedlog.section()}
+
+    def _rotate(self) -> None:
+        w = self.writer
+        w.manifest["live"] = self._live()
+        entries = w.rotate()
+        self.rotations += 1
+        self._count_files(entries)
+
+    def _count_files(self, entries: list[dict[str, Any]]) -> None:
+        for e in entries:
+            with contextlib.suppress(OSError):
+                self.bytes += os.stat(self.out / e["path"]).st_size
+        self.files += len(entries)
+
+    def _close(self, reason: str) -> None:
+        w = self.writer
+        self._recorder_info.update(stopped=utc_now(), stop_reason=reason)
+        self.rotations += 1
+        w.manifest["live"] = self._live()
+        before = len(w.manifest["files"])
+        w.close()
+        self._count_files(w.manifest["files"][before:])
+        log.info("closed %s: %d frames, %d files (%d bytes), %d rotations; %s", self.out,
+                 w.arrivals, self.files, self.bytes, self.rotations, reason)
+
+    def _failed(self, e: BaseException) -> None:
+        w = self.writer
+        what = getattr(w, "failed_path", None) or "the recording"
+        listed = len(w.manifest["files"])
+        free = ""
+        with contextlib.suppress(OSError):
+            free = f"; {shutil.disk_usage(self.out).free:,} bytes free on its device"
+        self._error = e
+        self._error_msg = (f"{self.out}: recording stopped: could not write {what} "
+                           f"({type(e).__name__}: {e}){free}; the {listed} files closed before "
+                           f"are intact and listed in {self.out / 'manifest.json'}")
+        log.error("%s", self._error_msg)
+        self._recorder_info.update(stopped=utc_now(), stop_reason=f"error: {e}")
+        w.manifest["live"] = self._live()
+        w.abort(f"{type(e).__name__}: {e}")
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closing
+                self._loop.call_soon_threadsafe(self.stop, f"write error: {e}")
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("pandas is kept out of the recorder process")
+        return None
+
+
+def without_pandas() -> bool:
+    """Keep pandas out of this process (the ``simlab record`` command calls it): pyarrow
+    imports pandas (~35 MB resident) the first time it converts Python lists, only to ask
+    whether they are pandas objects, and a recorder never has any. Returns False (and does
+    nothing) when pandas is already imported.
+
+    >>> without_pandas()  # doctest: +SKIP
+    True
+    """
+    if "pandas" in sys.modules:
+        return False
+    if not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+    return True
+
+
+async def record(out: str | Path, subscriptions: Iterable[tuple[str, str]],
+                 **options: Any) -> RecordResult:
+    """Record until ``duration`` (or cancellation / :meth:`Recorder.stop`); see
+    :class:`Recorder` for the options.
+
+    >>> asyncio.run(record("rec", [("books", "BTC-USDT")], duration=60))  # doctest: +SKIP
+    RecordResult(path='rec', frames=612, ...)
+    """
+    return await Recorder(out, subscriptions, **options).run()
