@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from simlab.emulator import testing
 from simlab.emulator.testing import RandomMarket, start_emulator
 
 from ._common import REPO, machine, table, today
@@ -49,6 +50,10 @@ def _recorded(out: Path) -> tuple[int, dict]:
 def soak(minutes: float, n_inst: int, speed: float, rate: float, rotate: str,
          keep: bool) -> list[dict]:
     insts = NAMES[:n_inst]
+    # RandomMarket prices unknown instruments at 100 with a 0.01 tick; a long random walk
+    # can reach 0 (and the emulator's clock dies on it): start them far from 0.
+    for name in insts:
+        testing._SCALE.setdefault(name, (20_000, "5"))
     emu = start_emulator(RandomMarket(seed=7, rate=rate, instruments=insts), speed=speed)
     tmp = Path(tempfile.mkdtemp(prefix="soak-record-"))
     out = tmp / "rec"
@@ -66,6 +71,7 @@ def soak(minutes: float, n_inst: int, speed: float, rate: float, rotate: str,
                 raise RuntimeError(f"the recorder exited early: {proc.stderr.read()}")
             rss.append((time.monotonic() - t0, ps.memory_info().rss))
             time.sleep(0.5)
+        emu_ok = all(not t.done() for t in emu.emulator._tasks)  # its clock still runs
         emu.emulator.pause()
         # everything queued in the emulator goes out and is read before the recorder stops
         while any(c.queue for c in emu.emulator.connections):
@@ -98,6 +104,7 @@ def soak(minutes: float, n_inst: int, speed: float, rate: float, rotate: str,
         ("dropped by the recorder", f"{live['dropped_frames']:,}", "0"),
         ("breaks / disconnects", f"{live['breaks']} / {live['disconnects']}", "0 / 0"),
         ("message rate", f"{frames / (minutes * 60):,.0f} /s", ""),
+        ("emulator clock", "ran to the end" if emu_ok else "DIED (see its log)", ""),
         ("RSS start / peak / end", f"{start_rss / 2**20:.0f} / "
          f"{max(r for _, r in rss) / 2**20:.0f} / {rss[-1][1] / 2**20:.0f} MB",
          f"peak <= {RSS_TARGET_MB} MB"),
