@@ -304,3 +304,27 @@ def normalize_raw(payload: bytes, conn: int, channel: str | None, inst: str | No
     except OkxParseError as e:
         return Normalized("malformed", error=f"REST snapshot: {e.reason}")
     return Normalized("book", channel, inst, msg, "levels", rows, msg.ts)
+
+
+def parse_stored(payload: bytes, conn: int, channel: str | None, inst: str | None,
+                 wire_format: str = WIRE_WS) -> Any:
+    """Parse a received or stored frame into its message object, without building table rows
+    (the replay and live decoders need the message only). A frame with ``conn == REST_CONN``
+    is a REST order-book response, parsed as a snapshot of ``channel``/``inst``.
+
+    Raises :class:`OkxParseError` on bad input, like the parsers it calls.
+
+    >>> parse_stored(b"pong", 0, "_event", "_none").__class__.__name__
+    'Pong'
+    >>> m = parse_stored(b'{"code":"0","msg":"","data":[{"asks":[["2","1","0","1"]],'
+    ...                  b'"bids":[],"ts":"5","seqId":9}]}', -1, "books", "X")
+    >>> m.action, m.inst_id, m.seq_id
+    ('snapshot', 'X', 9)
+    """
+    if conn == REST_CONN:
+        return parse_rest_book(payload, channel or "", inst or "")
+    if wire_format == WIRE_L2_HISTORY:
+        return parse_history_line(payload)
+    if wire_format != WIRE_WS:
+        raise ValueError(f"wire format must be one of {WIRE_FORMATS}, got {wire_format!r}")
+    return parse_frame(payload)

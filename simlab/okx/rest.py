@@ -24,6 +24,7 @@ from .messages import BookMsg, OkxParseError
 
 OKX_REST_URL = "https://www.okx.com"
 BOOKS_PATH = "/api/v5/market/books"
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
 #: The ``conn`` of a RawFrame that holds a REST order-book response, not a WebSocket frame.
 REST_CONN = -1
 #: Levels to ask for when bootstrapping each incremental channel (its depth).
@@ -191,3 +192,41 @@ class RestClient:
         except OkxParseError as e:
             raise RestError(self.base_url + BOOKS_PATH, 200, None, e.reason) from None
         return RestBook(channel, inst_id, body, recv_ns, msg)
+
+
+def inst_type(inst_id: str) -> str:
+    """OKX's ``instType`` from the shape of an instrument id (SPOT, SWAP, FUTURES, OPTION).
+
+    >>> [inst_type(i) for i in ("BTC-USDT", "BTC-USDT-SWAP", "BTC-USD-220527",
+    ...                          "BTC-USD-220527-30000-C")]
+    ['SPOT', 'SWAP', 'FUTURES', 'OPTION']
+    """
+    parts = inst_id.split("-")
+    if parts[-1] == "SWAP":
+        return "SWAP"
+    if len(parts) >= 5 and parts[-1] in ("C", "P"):
+        return "OPTION"
+    if len(parts) == 3 and parts[-1].isdigit():
+        return "FUTURES"
+    return "SPOT"
+
+
+async def fetch_instruments(rest: RestClient, inst_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Metadata (``tickSz``, ``lotSz``, ``ctVal`` ...) of ``inst_ids`` from
+    ``/api/v5/public/instruments``, one request per instrument; raises :class:`RestError`.
+
+    >>> asyncio.run(fetch_instruments(RestClient("http://127.0.0.1:8080"),
+    ...                               ["BTC-USDT"]))            # doctest: +SKIP
+    {'BTC-USDT': {'instId': 'BTC-USDT', 'tickSz': '0.1', ...}}
+    """
+    from .normalize import instrument_metadata
+
+    out: dict[str, dict[str, Any]] = {}
+    for inst in inst_ids:
+        body, _ = await rest.get(INSTRUMENTS_PATH, {"instType": inst_type(inst),
+                                                    "instId": inst})
+        try:
+            out.update(instrument_metadata(orjson.loads(body)))
+        except (OkxParseError, orjson.JSONDecodeError) as e:
+            raise RestError(rest.base_url + INSTRUMENTS_PATH, 200, None, str(e)) from None
+    return out

@@ -8,7 +8,7 @@ file left by a killed writer, a stray copy) is ignored here and reported by
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +45,20 @@ class Recording:
     def wire_format(self) -> str:
         return self.manifest.get("wire_format", "okx-ws")
 
-    def files(self, dataset: str, channel: str | None = None,
-              inst: str | None = None) -> list[dict[str, Any]]:
-        """Manifest entries of one dataset, optionally of one channel / instrument.
+    def files(self, dataset: str, channel: str | Collection[str] | None = None,
+              inst: str | Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Manifest entries of one dataset, optionally of some channels / instruments (a
+        name or a collection of names).
 
         >>> Recording("rec").files("raw", channel="books")[0]["path"]  # doctest: +SKIP
         'raw/channel=books/inst=BTC-USD-220527/date=2022-05-13/part-000000.parquet'
         """
         if dataset not in SCHEMAS:
             raise ValueError(f"dataset must be one of {sorted(SCHEMAS)}, got {dataset!r}")
+        chs, insts = _names(channel), _names(inst)
         return [f for f in self.manifest["files"] if f["dataset"] == dataset
-                and (channel is None or f.get("channel") == channel)
-                and (inst is None or f.get("inst") == inst)]
+                and (chs is None or f.get("channel") in chs)
+                and (insts is None or f.get("inst") in insts)]
 
     def _open(self, entry: dict[str, Any]) -> pq.ParquetFile:
         path = self.path / entry["path"]
@@ -67,10 +69,10 @@ class Recording:
         except (pa.ArrowException, OSError) as e:
             raise RecordingError(f"{path}: not a readable Parquet file ({e})") from None
 
-    def _read(self, entry: dict[str, Any]) -> pa.Table:
+    def _read(self, entry: dict[str, Any], columns: list[str] | None = None) -> pa.Table:
         pf = self._open(entry)
         try:
-            t = pf.read()
+            t = pf.read(columns=columns)
         except (pa.ArrowException, OSError) as e:
             raise RecordingError(f"{self.path / entry['path']}: damaged Parquet file ({e})"
                                  ) from None
@@ -78,16 +80,27 @@ class Recording:
         return (t.append_column("channel", pa.array([entry.get("channel")] * n, pa.string()))
                  .append_column("inst", pa.array([entry.get("inst")] * n, pa.string())))
 
-    def table(self, dataset: str, channel: str | None = None,
-              inst: str | None = None) -> pa.Table:
+    def table(self, dataset: str, channel: str | Collection[str] | None = None,
+              inst: str | Collection[str] | None = None,
+              columns: list[str] | None = None) -> pa.Table:
         """One dataset as a pyarrow Table sorted by arrival (rows of one frame keep their
-        wire order), with ``channel`` and ``inst`` columns from the partitions."""
+        wire order), with ``channel`` and ``inst`` columns from the partitions. ``columns``
+        reads only those (``arrival`` is always read); the partition columns are added."""
         entries = self.files(dataset, channel, inst)
-        schema = SCHEMAS[dataset].append(pa.field("channel", pa.string())).append(
+        schema = SCHEMAS[dataset]
+        if columns is not None:
+            unknown = [c for c in columns if c not in schema.names]
+            if unknown:
+                raise ValueError(f"columns {unknown} are not in the {dataset} table; it has "
+                                 f"{schema.names}")
+            keep = ["arrival"] + [c for c in columns if c != "arrival"]
+            schema = pa.schema([schema.field(c) for c in keep])
+        schema = schema.append(pa.field("channel", pa.string())).append(
             pa.field("inst", pa.string()))
         if not entries:
             return schema.empty_table()
-        t = pa.concat_tables([self._read(e).cast(schema) for e in entries])
+        cols = None if columns is None else schema.names[:-2]
+        t = pa.concat_tables([self._read(e, cols).cast(schema) for e in entries])
         # sort_indices is stable, so a frame's rows (all in one file) keep their order
         return t.take(pc.sort_indices(t, [("arrival", "ascending")]))
 
@@ -103,18 +116,20 @@ class Recording:
         """Trades, one row per trade, in arrival order."""
         return self.table(TRADES, channel, inst)
 
-    def iter_raw(self, channel: str | None = None,
-                 inst: str | None = None) -> Iterator[RawFrame]:
-        """Stream raw frames in arrival order with bounded memory.
+    def iter_raw(self, channel: str | Collection[str] | None = None,
+                 inst: str | Collection[str] | None = None,
+                 from_arrival: int = 0) -> Iterator[RawFrame]:
+        """Stream raw frames in arrival order with bounded memory, from ``from_arrival`` on.
 
         Each part file is sorted by arrival; a k-way merge opens a file only once the merge
         reaches its first arrival, and reads it in batches.
         """
-        entries = sorted(self.files(RAW, channel, inst),
+        entries = sorted((e for e in self.files(RAW, channel, inst)
+                          if e.get("arrival_max", from_arrival) >= from_arrival),
                          key=lambda e: (e.get("arrival_min", 0), e["path"]))
-        return _merge(entries, self._rows)
+        return _merge(entries, lambda e: self._rows(e, from_arrival))
 
-    def _rows(self, entry: dict[str, Any]) -> Iterator[RawFrame]:
+    def _rows(self, entry: dict[str, Any], from_arrival: int = 0) -> Iterator[RawFrame]:
         pf = self._open(entry)
         ch, inst = entry.get("channel"), entry.get("inst")
         try:
@@ -122,10 +137,17 @@ class Recording:
                                      columns=["arrival", "recv_ns", "conn", "payload"]):
                 cols = [c.to_pylist() for c in b.columns]
                 for a, r, c, p in zip(*cols, strict=True):
-                    yield RawFrame(a, r, c, ch, inst, p)
+                    if a >= from_arrival:
+                        yield RawFrame(a, r, c, ch, inst, p)
         except (pa.ArrowException, OSError) as e:
             raise RecordingError(f"{self.path / entry['path']}: damaged Parquet file ({e})"
                                  ) from None
+
+
+def _names(v: str | Collection[str] | None) -> frozenset[str] | None:
+    if v is None:
+        return None
+    return frozenset((v,)) if isinstance(v, str) else frozenset(v)
 
 
 def _merge(entries: list[dict[str, Any]], rows) -> Iterator[RawFrame]:

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -197,7 +197,11 @@ class Recorder:
     files), ``queue_frames``/``queue_bytes`` (the writer queue's bounds), ``flush_rows``/
     ``flush_bytes`` (the writer's buffers, see :mod:`simlab.store.writer`), ``status`` (a stream for
     the status line, None for stderr, False for none) every ``status_interval`` s,
-    ``console`` (also log warnings on stderr). Other keywords are
+    ``console`` (also log warnings on stderr). ``tap`` is called with every frame written,
+    numbered as in the recording (e.g. a :class:`simlab.feed.live.FrameTap` pricing each tick
+    live); an exception in it is logged and never stops the recording. ``metadata``: fetch the
+    instruments' metadata (tick size, contract value ...) from the REST API at start and
+    keep it in the manifest. Other keywords are
     :class:`~simlab.okx.client.ClientConfig` fields (``ws_url``, ``rest_url``, timeouts...).
 
     >>> async def main():                                               # doctest: +SKIP
@@ -211,7 +215,8 @@ class Recorder:
                  queue_frames: int = 50_000, queue_bytes: int = 32 << 20,
                  flush_rows: int = 10_000, flush_bytes: int = 8 << 20,
                  status: TextIO | bool | None = False, status_interval: float = 1.0,
-                 console: bool = False, **client_options: Any) -> None:
+                 console: bool = False, tap: Callable[[RawFrame], Any] | None = None,
+                 metadata: bool = True, **client_options: Any) -> None:
         self.out = Path(out)
         self.subscriptions = [(str(c), str(i)) for c, i in subscriptions]
         if not self.subscriptions:
@@ -231,6 +236,9 @@ class Recorder:
         # default (4,096) costs ~25 MB more with 40 streams.
         self.client_options = {"dedup_window": DEDUP_WINDOW, **client_options}
         self._status_stream = status
+        self.tap = tap
+        self.tap_errors = 0
+        self.fetch_metadata = metadata
         self.q = _Queue(queue_frames, queue_bytes)
         self.feedlog = FeedLog()
         self.client: OkxClient | None = None
@@ -327,6 +335,8 @@ class Recorder:
                      len(self.subscriptions), self.out, self.rotate,
                      f", for {self.duration:g} s" if self.duration else "",
                      self.client.cfg.ws_url, self.client.cfg.rest_url)
+            if self.fetch_metadata:
+                await self._metadata()
             consumer = asyncio.create_task(self._consume(self.client), name="record-consume")
             ticker = asyncio.create_task(self._tick(), name="record-tick")
             await self._stop.wait()
@@ -360,7 +370,7 @@ class Recorder:
                   "rotate_s": self.rotate, "duration_s": self.duration,
                   "recv_time": "local clock (time.time_ns) when the client read the frame"}
         self.writer = RecordingWriter(self.out, source, flush_rows=self.flush_rows,
-                                      flush_bytes=self.flush_bytes, check_books=False,
+                                      flush_bytes=self.flush_bytes, check_books=True,
                                       rotating=True)
         self._recorder_info = {"started": utc_now(), "stopped": None, "stop_reason": None,
                                "rotate_s": self.rotate, "rotations": 0, "log": RECORD_LOG,
@@ -459,6 +469,8 @@ class Recorder:
             return  # the writer is gone; the recording is stopping
         self.per_stream[(f.channel, f.inst)] += 1
         if self.q.put_frame(f):
+            if self.tap is not None:
+                self._tap(f._replace(arrival=self._written))
             self._written += 1
             if self._episode is not None:
                 self._end_episode()
@@ -472,6 +484,30 @@ class Recorder:
                         f.channel, f.inst)
         else:
             ep.add(f)
+
+    def _tap(self, f: RawFrame) -> None:
+        try:
+            self.tap(f)
+        except Exception:
+            self.tap_errors += 1
+            if self.tap_errors <= 3:
+                log.exception("the recorder's tap failed on arrival %d (the frame is recorded)",
+                              f.arrival)
+
+    async def _metadata(self) -> None:
+        """Instrument metadata into the manifest; a failure is logged, not fatal."""
+        from simlab.okx.rest import RestClient, RestError, fetch_instruments
+
+        rest_url = self.client_options.get("rest_url")
+        rest = RestClient(rest_url) if rest_url else RestClient()
+        try:
+            meta = await fetch_instruments(rest, sorted({i for _, i in self.subscriptions}))
+        except RestError as e:
+            log.warning("instrument metadata unavailable: %s", e)
+            return
+        finally:
+            await rest.close()
+        self.q.put(("metadata", meta))
 
     def _end_episode(self) -> None:
         ep = self._episode
@@ -565,6 +601,9 @@ class Recorder:
                     elif t is dict:
                         self._account(self.feedlog.event, item)
                         w.add_event(item)
+                    elif item[0] == "metadata":
+                        for inst, m in item[1].items():
+                            w.set_instrument(inst, m)
                     elif item[0] == "rotate":
                         self._rotate()
                     elif item[0] == "drop":
