@@ -40,3 +40,16 @@ def _factory(impl: str):
 
 #: Every book core built here, as factories: book tests run once per core.
 BOOK_IMPLS = [_factory(i) for i in sorted(IMPLS)]
+
+
+def assert_bitwise(arr, scalars) -> None:
+    """``arr`` (from one array call) equals the per-element scalar calls bit for bit (any NaN
+    matches any NaN); scalar calls returned Python floats."""
+    import numpy as np
+
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.float64
+    assert all(type(x) is float for x in scalars), [type(x) for x in scalars]
+    s = np.array(scalars, dtype=np.float64).reshape(arr.shape)
+    na, ns = np.isnan(arr), np.isnan(s)
+    assert np.array_equal(na, ns)
+    assert np.array_equal(arr[~na].view(np.int64), s[~ns].view(np.int64))
