@@ -286,6 +286,24 @@ class L2Book:
         return Fill(side, want, unit, gb, gq, gq / gb if gb else math.nan, best, worst, used,
                     complete, 0.0 if complete else rem)
 
+    def touch_walk(self, buy: bool, amount: float, quote: bool = False
+                   ) -> tuple[float, float, float, float, float, float, float]:
+        """Top of book and a walk in one call, for per-tick pricing: ``(bid, bid_size, ask,
+        ask_size, filled_base, filled_quote, remaining)`` (NaN for an empty side). ``amount``
+        must be > 0 (not checked: this is the hot path; use :meth:`walk` otherwise).
+
+        >>> b = L2Book(); b.apply_snapshot([["99", "3"]], [["100", "1"], ["101", "2"]])
+        >>> b.touch_walk(True, 2.0)
+        (99.0, 3.0, 100.0, 1.0, 2.0, 201.0, 0.0)
+        """
+        core = self._core
+        bp, bs = core.top(False, 1)
+        ap, asz = core.top(True, 1)
+        gb, gq, _, _, _, rem = core.walk(buy, amount, quote)
+        nan = math.nan
+        return (bp[0] if bp else nan, bs[0] if bs else nan, ap[0] if ap else nan,
+                asz[0] if asz else nan, gb, gq, rem)
+
     # -- integrity --------------------------------------------------------------------------
     def checksum(self) -> int:
         """OKX checksum (signed CRC32 of the top 25 levels, interleaved) of the current book.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
+import pyarrow as pa
 
 from simlab.store.reader import Recording
 from simlab.store.schema import LEVELS
@@ -137,18 +137,24 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     check_range([rec], start, end)
     if validity not in ("auto", "manifest", "raw"):
         raise ValueError(f"validity must be 'auto', 'manifest' or 'raw', got {validity!r}")
-    t = rec.table(LEVELS, channel, inst,
-                  columns=["recv_ns", "ts_ms", "snapshot", "prev_seq_id", "side", "price",
-                           "size"])
+    t = rec.stream_table(LEVELS, channel, inst,
+                         ["recv_ns", "ts_ms", "snapshot", "prev_seq_id", "side", "price",
+                          "size"], read_dictionary=["side"])
     if t.num_rows == 0:
         raise ReplayError(f"{rec.path}: no book messages for {channel}:{inst}")
     arr = t["arrival"].to_numpy()
-    first = np.flatnonzero(np.r_[True, arr[1:] != arr[:-1]])
+    change = np.empty(len(arr), dtype=bool)
+    change[0] = True
+    np.not_equal(arr[1:], arr[:-1], out=change[1:])
+    first = np.flatnonzero(change)
     arrival = arr[first]
-    recv_ns = t["recv_ns"].to_numpy()[first]
-    ts_ms = t["ts_ms"].to_numpy()[first]
-    prev = t["prev_seq_id"].fill_null(0).to_numpy()[first]
-    snapshot = t["snapshot"].to_numpy(zero_copy_only=False)[first] | (prev == -1)
+    # per-message columns: take the first row of each message (no full-length copies)
+    at = pa.array(first)
+    recv_ns = t["recv_ns"].take(at).to_numpy()
+    ts_ms = t["ts_ms"].take(at).to_numpy()
+    # nulls (no seqIds) read as NaN, never equal to -1
+    prev = t["prev_seq_id"].take(at).to_numpy()
+    snapshot = t["snapshot"].take(at).to_numpy() | (prev == -1)
     if validity == "raw" or (validity == "auto" and not has_integrity_record(rec)):
         if validity == "auto":
             log.info("%s: no integrity record in the manifest: checking %s:%s from raw "
@@ -158,12 +164,10 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     else:
         valid = validity_from_breaks(arrival, snapshot, break_arrivals(rec, channel, inst))
         how = "manifest"
-    side_col = t["side"]
-    side = np.where(pc.is_null(side_col).to_numpy(zero_copy_only=False), 2,
-                    pc.equal(side_col, "ask").fill_null(False).to_numpy(zero_copy_only=False)
-                    ).astype(np.uint8)
-    price = t["price"].fill_null(np.nan).to_numpy()
-    size = t["size"].fill_null(0.0).to_numpy()
+    side = _side_codes(t["side"])
+    # null only on heartbeat rows (side 2), which the kernel ignores
+    price = t["price"].to_numpy()
+    size = t["size"].to_numpy()
     msg_start = np.r_[first, len(arr)].astype(np.int64)
     # time range: keep from the latest snapshot at or before start
     lo, hi = 0, len(arrival)
@@ -181,6 +185,19 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     return BookMessages(channel, inst, arrival[sel], recv_ns[sel], ts_ms[sel], snapshot[sel],
                         valid[sel], emit[sel], flags[sel], msg_start[lo:hi + 1] - r0,
                         side[r0:r1], price[r0:r1], size[r0:r1], how)
+
+
+def _side_codes(col: Any) -> np.ndarray:
+    """0 bid, 1 ask, 2 none, from a (dictionary-encoded) side column."""
+    out = []
+    for chunk in col.chunks:
+        if not hasattr(chunk, "indices"):
+            chunk = chunk.dictionary_encode()
+        codes = np.array([{"bid": 0, "ask": 1}.get(v, 2) for v in chunk.dictionary.to_pylist()]
+                         + [2], dtype=np.uint8)
+        idx = chunk.indices.fill_null(len(codes) - 1).to_numpy()
+        out.append(codes[idx])
+    return np.concatenate(out) if out else np.zeros(0, np.uint8)
 
 
 def summarize(m: BookMessages) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from simlab.okx.frames import RawFrame
@@ -103,6 +104,44 @@ class Recording:
         t = pa.concat_tables([self._read(e, cols).cast(schema) for e in entries])
         # sort_indices is stable, so a frame's rows (all in one file) keep their order
         return t.take(pc.sort_indices(t, [("arrival", "ascending")]))
+
+    def stream_table(self, dataset: str, channel: str, inst: str, columns: list[str],
+                     read_dictionary: list[str] | None = None) -> pa.Table:
+        """The columns of one stream (one channel and instrument) in arrival order, read
+        as fast as Parquet allows: no partition columns, string columns in
+        ``read_dictionary`` as dictionary arrays, and no sort (a stream's part files hold
+        disjoint, increasing arrival ranges; checked, and sorted only if not).
+
+        >>> Recording("rec").stream_table("levels", "books", "BTC-USDT",
+        ...                               ["price", "size"]).num_rows   # doctest: +SKIP
+        4968
+        """
+        entries = sorted(self.files(dataset, channel, inst),
+                         key=lambda e: (e.get("arrival_min", 0), e["path"]))
+        cols = ["arrival"] + [c for c in columns if c != "arrival"]
+        unknown = [c for c in cols if c not in SCHEMAS[dataset].names]
+        if unknown:
+            raise ValueError(f"columns {unknown} are not in the {dataset} table")
+        if not entries:
+            return pa.schema([SCHEMAS[dataset].field(c) for c in cols]).empty_table()
+        paths = []
+        for e in entries:
+            path = self.path / e["path"]
+            if not path.is_file():
+                raise RecordingError(f"{path}: listed in the manifest but missing")
+            paths.append(str(path))
+        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(
+            dictionary_columns=read_dictionary or []))
+        try:
+            # one scan over all files: they are read in parallel, in the order given
+            t = ds.dataset(paths, format=fmt).to_table(columns=cols)
+        except (pa.ArrowException, OSError) as err:
+            raise RecordingError(f"{self.path}: a {dataset} file of {channel}:{inst} is not "
+                                 f"readable Parquet ({err})") from None
+        arr = t["arrival"]
+        if len(arr) > 1 and pc.any(pc.less(arr.slice(1), arr.slice(0, len(arr) - 1))).as_py():
+            t = t.take(pc.sort_indices(t, [("arrival", "ascending")]))
+        return t
 
     def raw_table(self, channel: str | None = None, inst: str | None = None) -> pa.Table:
         """Every raw frame: arrival, recv_ns, conn, payload, channel, inst."""
