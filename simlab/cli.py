@@ -71,7 +71,8 @@ def _add_replay(sub) -> None:
                    help="columnar (fast) or events (the live code path, per-tick latency)")
     p.add_argument("--horizon", type=float, default=60.0, metavar="T",
                    help="impact: execution horizon in seconds (default 60)")
-    p.add_argument("--steps", type=int, default=10, metavar="N", help="impact: steps (10)")
+    p.add_argument("--steps", type=int, default=60, metavar="N",
+                   help="impact: steps (default 60: 1 s steps, the step eta is calibrated for)")
     p.add_argument("--risk-aversion", type=float, default=1e-6, metavar="LAMBDA",
                    help="impact: lambda (default 1e-6)")
     for k in ("sigma", "eta", "gamma", "epsilon"):
@@ -79,6 +80,8 @@ def _add_replay(sub) -> None:
     p.add_argument("--no-impact", action="store_true", help="price no market impact")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--out", metavar="F", help="write the per-tick table to this Parquet file")
+    p.add_argument("--every", type=float, metavar="S",
+                   help="with --out: one row per S seconds (the last tick of each interval)")
     p.add_argument("--report", metavar="DIR", help="write charts and the summary to DIR")
     p.set_defaults(run=_run_replay)
 
@@ -120,7 +123,10 @@ def _run_replay(args: argparse.Namespace) -> int:
     summary = res.summary()
     summary["run"] = info
     if args.out:
-        res.to_parquet(args.out)
+        if args.every:
+            res.sampled(args.every).to_parquet(args.out, index=False, compression="zstd")
+        else:
+            res.to_parquet(args.out)
     if args.report:
         write_report(res, args.report, summary=summary, ac=res.impact,
                      ac_X=float(res.table["filled_base"].median()) if res.impact and len(
@@ -132,8 +138,11 @@ def _run_replay(args: argparse.Namespace) -> int:
 
         print(format_summary(summary))
         if info.get("impact_provenance"):
-            print("impact parameters: " + "; ".join(
-                f"{k}: {v}" for k, v in info["impact_provenance"].items()))
+            p = res.impact
+            print(f"impact parameters (sigma {p.sigma:.6g}, eta {p.eta:.6g}, gamma "
+                  f"{p.gamma:.6g}, T {p.T:g} s, N {p.N}, lambda {p.lam:g}):")
+            for k, v in info["impact_provenance"].items():
+                print(f"  {k}: {v}")
         if args.out:
             print(f"per-tick table: {args.out}")
         if args.report:

@@ -286,3 +286,19 @@ def test_nan_free_summary_of_an_empty_result(capture_recording):
     res = p.result()
     s = res.summary()
     assert s["ticks"] == 0 and math.isnan(s["costs"]["net_bps"]["mean"])
+
+
+def test_sampling_interval_keeps_the_last_tick_of_each(capture_recording, tmp_path):
+    res, _ = price_recording(capture_recording, OrderSpec("BTC-USDT", "buy", 100.0))
+    s = res.sampled(1.0)
+    sec = res.table["recv_ns"] // 10**9
+    assert len(s) == sec.nunique() and s["ticks"].sum() == len(res.table)
+    # each row is the last tick of its second
+    want = res.table.groupby(sec).tail(1).reset_index(drop=True)
+    pd.testing.assert_frame_equal(s.drop(columns="ticks"), want)
+    out = tmp_path / "s.parquet"
+    assert cli(["replay", str(capture_recording), "--inst", "BTC-USDT", "--side", "buy",
+                "--notional", "100", "--out", str(out), "--every", "1"]) == 0
+    assert len(pd.read_parquet(out)) == len(s)
+    with pytest.raises(ValueError, match="every must be"):
+        res.sampled(0)

@@ -66,6 +66,22 @@ class CostResult:
 
         return summarize_result(self)
 
+    def sampled(self, every: float) -> pd.DataFrame:
+        """One row per ``every`` seconds of receive time: the last tick in each interval
+        (intervals without a tick have no row), with ``ticks`` = how many it stands for.
+
+        >>> r.sampled(1.0)[["recv_ns", "net_bps", "ticks"]]           # doctest: +SKIP
+        """
+        if not (isinstance(every, (int, float)) and every > 0):
+            raise ValueError(f"every must be a number of seconds > 0, got {every!r}")
+        t = self.table
+        if t.empty:
+            return t.assign(ticks=pd.Series(dtype="int64"))
+        key = (t["recv_ns"] // int(every * 1e9)).to_numpy()
+        last = np.flatnonzero(np.r_[key[1:] != key[:-1], True])
+        counts = np.diff(np.r_[-1, last])
+        return t.iloc[last].assign(ticks=counts).reset_index(drop=True)
+
     def to_parquet(self, path: str | Path) -> Path:
         """Write the per-tick table (deterministic: equal runs give equal bytes)."""
         path = Path(path)

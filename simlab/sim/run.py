@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MODES = ("columnar", "events")
 
 
-def impact_params(recordings: Any, order: OrderSpec, *, T: float = 60.0, N: int = 10,
+def impact_params(recordings: Any, order: OrderSpec, *, T: float = 60.0, N: int = 60,
                   lam: float = 1e-6, channel: str = "books", overrides: dict | None = None,
                   instrument: Instrument | None = None) -> tuple[ACParams, dict[str, str]]:
     """AC parameters for pricing ``order``: calibrated from the first recording, then any
@@ -65,7 +65,7 @@ def impact_params(recordings: Any, order: OrderSpec, *, T: float = 60.0, N: int 
 def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar",
                     channel: str = "books", start: Any = None, end: Any = None,
                     impact: ACParams | str | None = "calibrate", T: float = 60.0,
-                    N: int = 10, lam: float = 1e-6, overrides: dict | None = None,
+                    N: int = 60, lam: float = 1e-6, overrides: dict | None = None,
                     model: Any = None, ct_val: float | None = None
                     ) -> tuple[CostResult, dict[str, Any]]:
     """Price ``order`` at every valid tick of the recording(s).
