@@ -198,3 +198,32 @@ def test_decoder_counts_malformed_frames_and_never_raises():
     assert [(e.kind, e.what) for e in out] == [("notice", "malformed")]
     assert d.counts["malformed"] == 1
     assert isinstance(d.book("books", "X"), (type(None), L2Book))
+
+
+# -- the live source -----------------------------------------------------------------------------
+def test_live_source_streams_the_same_kinds_of_events(emulator_factory, capture_recording):
+    from simlab.emulator.testing import RandomMarket
+    from simlab.feed import LiveSource, Source
+
+    emu = emulator_factory(RandomMarket(seed=5, rate=200, instruments=["BTC-USDT"]))
+    src = LiveSource([("books", "BTC-USDT"), ("trades", "BTC-USDT")], duration=1.5,
+                     ws_url=emu.ws_url, rest_url=emu.rest_url)
+    assert isinstance(src, Source) and isinstance(ReplaySource(capture_recording), Source)
+
+    async def collect():
+        out = []
+        async for e in src:
+            out.append((e.kind, getattr(e, "valid", None),
+                        e.book.mid if e.kind == "book" and e.valid else None,
+                        getattr(e, "what", None)))
+        return out
+
+    evs = asyncio.run(collect())
+    books = [e for e in evs if e[0] == "book"]
+    assert len(books) > 5 and all(v for _, v, _, _ in books)
+    assert all(m > 0 for _, _, m, _ in books)
+    assert any(e[0] == "trade" for e in evs)
+    assert {"connect", "subscribed"} <= {e[3] for e in evs if e[0] == "notice"}
+    assert src.instruments["BTC-USDT"]["instType"] == "SPOT"  # fetched from REST
+    with pytest.raises(ValueError, match="at least one"):
+        LiveSource([])
