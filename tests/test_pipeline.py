@@ -26,7 +26,7 @@ from simlab.okx.fees import FeeTierError
 from simlab.sim import CostPipeline, OrderSpec, price_recording
 from simlab.sim.costs import CostConstants, tick_costs
 from simlab.sim.pipeline import RESULT_COLUMNS
-from simlab.store import RecordingWriter
+from simlab.store import Recording, RecordingWriter
 from simlab.store.recorder import Recorder
 
 T0 = 1_700_000_000_000_000_000
@@ -154,10 +154,12 @@ FAST = {"snapshot_timeout": 0.5, "backoff_base": 0.05, "backoff_max": 0.2, "clos
 def test_live_results_equal_the_replay_of_their_recording(emulator_factory, tmp_path):
     """Price BTC-USDT live while recording, with a gap, a bad checksum, a duplicate and a
     reorder injected; replaying the recording must give exactly the live table."""
-    faults = [FaultSpec(Fault.GAP, inst="BTC-USDT", at=0.6),
-              FaultSpec(Fault.DUPLICATE, inst="BTC-USDT", at=1.0),
-              FaultSpec(Fault.CHECKSUM, inst="BTC-USDT", at=1.4),
-              FaultSpec(Fault.REORDER, inst="BTC-USDT", at=1.8)]
+    # armed on the client's connection as it connects, counted in BTC-USDT updates (not
+    # in seconds: a slow start must not make them miss)
+    faults = [FaultSpec(Fault.GAP, inst="BTC-USDT", channel="books", after=3),
+              FaultSpec(Fault.DUPLICATE, inst="BTC-USDT", channel="books", after=8),
+              FaultSpec(Fault.CHECKSUM, inst="BTC-USDT", channel="books", after=13),
+              FaultSpec(Fault.REORDER, inst="BTC-USDT", channel="books", after=18)]
     emu = emulator_factory(RandomMarket(seed=3, rate=300, instruments=["BTC-USDT", "ETH-USDT"]),
                            faults=faults)
     order = OrderSpec("BTC-USDT", "buy", 2_000.0, "quote", "limit", "VIP1")
@@ -165,11 +167,13 @@ def test_live_results_equal_the_replay_of_their_recording(emulator_factory, tmp_
     live = CostPipeline(order, impact=ac, metadata={"BTC-USDT": {"instType": "SPOT"}})
     out = tmp_path / "rec"
     subs = [("books", "BTC-USDT"), ("trades", "BTC-USDT"), ("books", "ETH-USDT")]
-    rec = Recorder(out, subs, duration=2.6, rotate=0.5, ws_url=emu.ws_url,
+    rec = Recorder(out, subs, duration=3.0, rotate=0.5, ws_url=emu.ws_url,
                    rest_url=emu.rest_url, tap=FrameTap(live.on_event), **FAST)
     asyncio.run(rec.run())
     got = live.result()
     assert got.counts["invalid"] > 0 and got.counts["priced"] > 20  # the faults were seen
+    events = Recording(out).manifest["events"]
+    assert {"gap", "checksum_failed"} <= {e["kind"] for e in events if "expected_prev" in e}
     replay = CostPipeline(order, impact=ac, instrument=live.instrument)
     for res in (replay.run(ReplaySource(out, insts=["BTC-USDT"], channels=["books"])),
                 replay.run_recording(out)):
