@@ -273,6 +273,8 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self.ws_url = self.rest_url = ""
         self.pushes = 0
+        #: The exception that stopped the simulated clock (the market raised), else None.
+        self.clock_error: BaseException | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> Emulator:
@@ -396,6 +398,21 @@ class Emulator:
         return int(self._sim_base + (time.monotonic() - self._wall_base) * self.speed * 1000)
 
     async def _clock(self) -> None:
+        try:
+            await self._run_clock()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # A market that raises must not leave a server that silently stops pushing:
+            # say so loudly, keep the error, and close the connections (1011) so that
+            # clients see a failure rather than a quiet market.
+            self.clock_error = e
+            log.exception("the market failed at simulated time %d ms; the feed stopped",
+                          self.feed.now_ms)
+            for c in list(self.connections):
+                await c.close(1011, f"emulator market error: {type(e).__name__}")
+
+    async def _run_clock(self) -> None:
         tick = 0.010 / self.speed if self.speed else 0.0
         tick = max(tick, 0.001)
         while True:
