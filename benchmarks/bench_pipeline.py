@@ -89,7 +89,51 @@ def run(runs: int = 5) -> list[dict]:
         rows.append({"what": "per-tick latency, per-event run", "data": data, "n": len(lat),
                      "rate": "-", "spread": "-", "note": note})
     rows.append(live_latency())
+    rows += cold_cpu() + checksum_cost()
     return rows
+
+
+def cold_cpu(reps: int = 50) -> list[dict]:
+    """Why live latency exceeds back-to-back latency: the same fixed pure-Python loop timed
+    back to back and right after a 10 ms sleep (ticks arrive 100 ms apart live)."""
+
+    def work() -> int:
+        s = 0
+        for i in range(2000):
+            s += i
+        return s
+
+    out = []
+    for pause in (0.0, 0.01):
+        ts = []
+        for _ in range(reps):
+            if pause:
+                time.sleep(pause)
+            t = time.perf_counter_ns()
+            work()
+            ts.append(time.perf_counter_ns() - t)
+        out.append(statistics.median(ts) / 1e3)
+    return [{"what": "a fixed Python loop (2,000 additions): back to back / after 10 ms sleep",
+             "data": f"median of {reps}", "n": reps, "rate": "-", "spread": "-",
+             "note": f"{out[0]:.0f} us / {out[1]:.0f} us"}]
+
+
+def checksum_cost(n: int = 20_000) -> list[dict]:
+    """``L2Book.checksum()`` (top 25 levels, CRC32) on the capture's 400-level BTC-USDT book."""
+    from simlab.book import L2Book
+    from simlab.okx import parse_frame
+
+    snap = next(f for f in capture_frames() if b'"action":"snapshot"' in f
+                and b'"instId":"BTC-USDT"' in f)
+    m = parse_frame(snap)
+    book = L2Book("BTC-USDT")
+    book.apply_snapshot(m.bids, m.asks)
+    t = time.perf_counter()
+    for _ in range(n):
+        book.checksum()
+    us = (time.perf_counter() - t) / n * 1e6
+    return [{"what": "L2Book.checksum(), 400-level BTC-USDT book", "data": f"{n:,} calls",
+             "n": n, "rate": 1e6 / us, "spread": "-", "note": f"{us:.2f} us a call"}]
 
 
 def _free_port() -> int:
