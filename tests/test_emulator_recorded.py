@@ -135,3 +135,29 @@ def test_recorded_instruments_over_rest(emulator_factory, capture_recording, tmp
     status, body = run(get(full.rest_url + path))
     assert status == 200 and body["data"][0]["tickSz"] == "0.001"
     assert body["data"][0]["ctVal"] == "10" and body["data"][0]["ctType"] == "inverse"
+
+
+def test_a_rest_snapshot_first_does_not_hide_the_websocket_frames(tmp_path, wire):
+    """A live recording that bootstrapped from REST: its first frame of the stream is the
+    REST answer (conn -1); the WebSocket updates after it must still be served."""
+    from simlab.okx.frames import RawFrame
+    from simlab.store import RecordingWriter
+
+    f = wire.BookFeed("BTC-USDT")
+    lv = wire.lv
+    f.book.apply_snapshot([lv("99", "1")], [lv("101", "1")])
+    rest = wire.dumps({"code": "0", "msg": "", "data": [
+        {"bids": [lv("99", "1")], "asks": [lv("101", "1")], "ts": str(wire.T0_MS),
+         "seqId": f.seq}]})
+    updates = [f.update([lv("99", str(i + 2))], []) for i in range(3)]
+    t0 = wire.T0_MS * 10**6
+    with RecordingWriter(tmp_path / "r", {"importer": "test"}) as w:
+        w.add_frame(RawFrame(0, t0, -1, "books", "BTC-USDT", rest))
+        for i, u in enumerate(updates):
+            w.add_frame(RawFrame(i + 1, t0 + (i + 1) * 10**8, 0, "books", "BTC-USDT", u))
+    feed = RecordedFeed(tmp_path / "r")
+    feed.activate("books", "BTC-USDT")
+    pushes = feed.advance(feed.start_ms + 10_000)
+    assert [p.frame for p in pushes] == updates  # the REST answer is not a push
+    snap = parse_frame(feed.snapshot("books", "BTC-USDT").frame)  # the book it set, updated
+    assert snap.bids[0][:2] == ["99", "4"] and snap.asks[0][:2] == ["101", "1"]

@@ -8,7 +8,8 @@ bytes. A client subscribing to an incremental book channel later gets a snapshot
 synthesized from the book rebuilt so far (with the stream's last seqId when the recording
 has seqIds, and a checksum when its frames carry non-zero checksums), then the recorded
 updates. Frames of one ``(channel, instId)`` are taken from the first connection of the
-recording that carried it (a recorder with two connections stores most frames twice).
+recording that carried it (a recorder with two connections stores most frames twice); a
+REST snapshot the recorder bootstrapped from is not pushed, it sets the stream's book.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from simlab.book import L2Book
 from simlab.okx import OkxParseError, is_book, parse_frame
 from simlab.okx.encode import encode_book
+from simlab.okx.rest import REST_CONN, parse_rest_book
 from simlab.store import RawFrame, Recording
 
 from .publisher import FULL, INCREMENTAL, TRADES, Push
@@ -174,6 +176,16 @@ class RecordedFeed:
         key = (f.channel, f.inst)
         if key not in self._keys:
             return None  # control events and malformed frames are not replayed
+        if f.conn == REST_CONN:
+            # A REST snapshot the recorder bootstrapped from: it was an HTTP answer, not a
+            # push, so it is not replayed; it sets the book late subscribers get.
+            try:
+                msg = parse_rest_book(bytes(f.payload), f.channel, f.inst)
+            except OkxParseError:
+                self.malformed += 1
+                return None
+            self._book(msg, f.recv_ns // 1_000_000, b"")
+            return None
         if self._conn.setdefault(key, f.conn) != f.conn:
             return None
         self.frames += 1
