@@ -19,7 +19,7 @@ from typing import Any
 from simlab.book import L2Book
 from simlab.okx.client import ClientEvent, OkxClient
 from simlab.okx.frames import RawFrame
-from simlab.okx.rest import RestClient, RestError, fetch_instruments
+from simlab.okx.rest import instruments_or_none
 
 from .decode import FrameDecoder
 from .events import Event, Notice
@@ -66,15 +66,9 @@ class LiveSource:
             await self.client.close()
 
     async def _metadata(self) -> None:
-        rest_url = self.client_options.get("rest_url")
-        rest = RestClient(rest_url) if rest_url else RestClient()
-        try:
-            self.instruments.update(await fetch_instruments(
-                rest, sorted({i for _, i in self.subscriptions})))
-        except RestError as e:
-            log.warning("instrument metadata unavailable (%s); sizes are taken as base units", e)
-        finally:
-            await rest.close()
+        # without metadata, sizes are taken as base units (pipeline: contract_terms)
+        self.instruments.update(await instruments_or_none(
+            self.client_options.get("rest_url"), sorted({i for _, i in self.subscriptions})))
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         import asyncio

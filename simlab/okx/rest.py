@@ -230,3 +230,23 @@ async def fetch_instruments(rest: RestClient, inst_ids: list[str]) -> dict[str, 
         except (OkxParseError, orjson.JSONDecodeError) as e:
             raise RestError(rest.base_url + INSTRUMENTS_PATH, 200, None, str(e)) from None
     return out
+
+
+async def instruments_or_none(rest_url: str | None, inst_ids: list[str]
+                              ) -> dict[str, dict[str, Any]]:
+    """:func:`fetch_instruments` with its own client (``rest_url`` None: OKX's); a failure
+    is logged and gives ``{}``, since metadata must never stop a feed from starting.
+
+    >>> asyncio.run(instruments_or_none("http://127.0.0.1:9", ["BTC-USDT"]))  # doctest: +SKIP
+    {}
+    """
+    import logging
+
+    rest = RestClient(rest_url) if rest_url else RestClient()
+    try:
+        return await fetch_instruments(rest, inst_ids)
+    except RestError as e:
+        logging.getLogger(__name__).warning("instrument metadata unavailable: %s", e)
+        return {}
+    finally:
+        await rest.close()

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.models._dual import Dual
+from simlab.models._dual import Dual, safe_div
 from simlab.models.fees import FeeRates
 from simlab.models.maker_taker import MakerTakerModel
 
@@ -66,7 +66,8 @@ def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual
     >>> r["slippage_quote"], r["fee_quote"], round(r["net_bps"], 3), r["complete"]
     (3.0, 0.1015, 155.075, True)
     """
-    div = _div_array if isinstance(bid, np.ndarray) else _div_float
+    # arrays: the models' NaN-on-zero division; floats: the same, without its mode test
+    div = safe_div if isinstance(bid, np.ndarray) else _div_float
     ct = c.ct_val
     mid = (bid + ask) * 0.5
     fb = walk_base * ct
@@ -106,9 +107,3 @@ def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual
 
 def _div_float(a: float, b: float) -> float:
     return a / b if b != 0 else math.nan
-
-
-def _div_array(a: Any, b: Any) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.divide(a, b)
-    return np.where(b == 0, np.nan, q)

@@ -79,12 +79,9 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     recs = open_recordings(recordings)
-    meta: dict[str, dict] = {}
-    for r in recs:
-        for k, v in r.manifest.get("instruments", {}).items():
-            meta.setdefault(k, v)
     # fail early, and with the instrument named, before any calibration work
-    ReplaySource(recs, insts=[order.inst], channels=[channel], start=start, end=end)
+    events = ReplaySource(recs, insts=[order.inst], channels=[channel], start=start, end=end)
+    meta = events.instruments
     instrument = Instrument.from_metadata(order.inst, meta.get(order.inst), ct_val=ct_val)
     info: dict[str, Any] = {"recordings": [str(r.path) for r in recs], "mode": mode,
                             "channel": channel}
@@ -95,9 +92,5 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
                                     overrides=overrides, instrument=instrument)
         info["impact_provenance"] = how
     p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument)
-    if mode == "columnar":
-        res = p.run_recording(recs, start=start, end=end)
-    else:
-        res = p.run(ReplaySource(recs, insts=[order.inst], channels=[channel], start=start,
-                                 end=end))
-    return res, info
+    return (p.run_recording(recs, start=start, end=end) if mode == "columnar"
+            else p.run(events)), info

@@ -496,18 +496,12 @@ class Recorder:
 
     async def _metadata(self) -> None:
         """Instrument metadata into the manifest; a failure is logged, not fatal."""
-        from simlab.okx.rest import RestClient, RestError, fetch_instruments
+        from simlab.okx.rest import instruments_or_none
 
-        rest_url = self.client_options.get("rest_url")
-        rest = RestClient(rest_url) if rest_url else RestClient()
-        try:
-            meta = await fetch_instruments(rest, sorted({i for _, i in self.subscriptions}))
-        except RestError as e:
-            log.warning("instrument metadata unavailable: %s", e)
-            return
-        finally:
-            await rest.close()
-        self.q.put(("metadata", meta))
+        meta = await instruments_or_none(self.client_options.get("rest_url"),
+                                         sorted({i for _, i in self.subscriptions}))
+        if meta:
+            self.q.put(("metadata", meta))
 
     def _end_episode(self) -> None:
         ep = self._episode
