@@ -10,6 +10,11 @@
     simlab replay DIR [DIR ...] --inst BTC-USDT --side buy --notional 100 [--fee-tier VIP1]
                   [--order-type limit] [--start T] [--end T] [--json] [--out F.parquet]
     simlab demo [--out DIR] [--seconds 30]
+    simlab train maker-taker DIR [DIR ...] --inst BTC-USDT --quantity 0.01 [--horizon 5s]
+                 [--side both] [--queue conservative] --out model.json
+    simlab train slippage DIR [DIR ...] --inst BTC-USDT [--side buy] --out model.json
+    simlab synth --out DIR [--seconds 600] [--inst BTC-USDT,...] [--channels books,trades]
+                 [--seed 0] [--imbalance-flow BETA] [--checksum on|off]
 
 Exit status: 0 success, 1 verification found problems (``record``: stopped by a write
 error, e.g. a full disk), 2 unusable input (message on stderr, no traceback).
@@ -45,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(sub)
     _add_replay(sub)
     _add_demo(sub)
+    _add_train(sub)
+    _add_synth(sub)
     return p
 
 
@@ -83,7 +90,112 @@ def _add_replay(sub) -> None:
     p.add_argument("--every", type=float, metavar="S",
                    help="with --out: one row per S seconds (the last tick of each interval)")
     p.add_argument("--report", metavar="DIR", help="write charts and the summary to DIR")
+    p.add_argument("--maker-taker-model", metavar="F",
+                   help="a trained maker/taker model (simlab train maker-taker) for limit "
+                   "orders, instead of the queue-share heuristic")
     p.set_defaults(run=_run_replay)
+
+
+def _seconds(text: str) -> float:
+    """A duration: 5s, 500ms, 2m, 1h, or plain seconds."""
+    t = text.strip().lower()
+    if t.endswith("ms"):
+        return _duration(f"{float(t[:-2]) / 1000.0!r}")
+    return _duration(t)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on recordings (maker-taker, slippage)",
+                       description="Learn from recordings: label and fit, evaluate out of "
+                       "sample in time order, print the metrics and save the model as JSON.")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    mt = kinds.add_parser("maker-taker", help="logistic model of a passive fill within H",
+                          description="Label a virtual limit order at the best price at "
+                          "sampled moments (filled within the horizon or not), fit a "
+                          "standardised logistic regression on the earliest part and score "
+                          "it on the latest against the base-rate model.")
+    sl = kinds.add_parser("slippage", help="linear and quantile regression of slippage",
+                          description="Walk the book with several order sizes at sampled "
+                          "moments; fit the mean (linear) and quantiles (linear quantile "
+                          "regression) of slippage in bps; report coverage out of sample.")
+    for q in (mt, sl):
+        q.add_argument("dirs", nargs="+", metavar="DIR", help="recording(s), in time order")
+        q.add_argument("--inst", required=True, help="instrument, e.g. BTC-USDT")
+        q.add_argument("--channel", default="books", help="book channel (default books)")
+        q.add_argument("--every", type=_seconds, default=1.0, metavar="T",
+                       help="sampling step (default 1s)")
+        q.add_argument("--lookback", type=_seconds, default=5.0, metavar="T",
+                       help="history window of trade flow, OFI, volatility (default 5s)")
+        q.add_argument("--depth-levels", type=int, default=5, metavar="N",
+                       help="levels counted as depth (default 5)")
+        q.add_argument("--test-fraction", type=float, default=0.3, metavar="F",
+                       help="latest share of the data held out (default 0.3)")
+        q.add_argument("--features", type=_csv, metavar="A,B", help="subset of the features")
+        q.add_argument("--ct-val", type=float, help="contract value override (base units)")
+        q.add_argument("--out", required=True, metavar="F", help="model file to write (JSON)")
+        q.add_argument("--dataset", metavar="F", help="also write the labelled rows (Parquet)")
+        q.add_argument("--plot", metavar="F", help="also save the reliability / coverage plot")
+        q.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    size = mt.add_mutually_exclusive_group(required=True)
+    size.add_argument("--quantity", type=float, help="order size in base currency")
+    size.add_argument("--notional", type=float, help="order size in quote currency")
+    mt.add_argument("--horizon", type=_seconds, default=5.0, metavar="H",
+                    help="fill horizon (default 5s)")
+    mt.add_argument("--side", default="both", choices=["buy", "sell", "both"])
+    mt.add_argument("--queue", default="conservative", choices=["conservative", "probabilistic"],
+                    help="queue position assumption (default conservative)")
+    mt.add_argument("--power", type=float, default=1.0,
+                    help="probabilistic queue: f(x) = x**POWER (default 1)")
+    mt.add_argument("--C", type=float, default=1.0, dest="C",
+                    help="inverse L2 regularisation strength (default 1)")
+    sl.add_argument("--side", default="buy", choices=["buy", "sell"])
+    sl.add_argument("--notionals", type=_csv, metavar="A,B",
+                    help="order sizes in quote (default: 0.1 .. 2 x the median top depth)")
+    sl.add_argument("--quantiles", type=_csv, default=["0.5", "0.9", "0.99"], metavar="A,B",
+                    help="quantiles to fit (default 0.5,0.9,0.99)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .models.fill_features import FeatureParams
+    from .sim.train import format_result, train_maker_taker, train_slippage
+
+    try:
+        params = FeatureParams(lookback_ms=round(args.lookback * 1000),
+                               depth_levels=args.depth_levels)
+        common = dict(every_s=args.every, params=params, test_fraction=args.test_fraction,
+                      channel=args.channel, ct_val=args.ct_val)
+        if args.features:
+            common["features"] = tuple(args.features)
+        if args.kind == "maker-taker":
+            res = train_maker_taker(args.dirs, args.inst, quantity=args.quantity,
+                                    notional=args.notional, horizon_s=args.horizon,
+                                    side=args.side, queue=args.queue, power=args.power,
+                                    C=args.C, progress=not args.quiet, **common)
+        else:
+            res = train_slippage(args.dirs, args.inst, side=args.side,
+                                 notionals=tuple(float(x) for x in args.notionals)
+                                 if args.notionals else None,
+                                 quantiles=tuple(float(x) for x in args.quantiles),
+                                 progress=not args.quiet, **common)
+    except ValueError as e:
+        print(f"simlab train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    path = res.save(args.out)
+    if args.dataset:
+        res.dataset.to_parquet(args.dataset, index=False)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = res.plot()
+        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+    if args.json:
+        sys.stdout.write(json.dumps(res.metrics, indent=2, sort_keys=True) + "\n")
+    else:
+        print(format_result(res))
+        print(f"model: {path}")
+    return EXIT_OK
 
 
 def _add_demo(sub) -> None:
@@ -113,10 +225,26 @@ def _run_replay(args: argparse.Namespace) -> int:
         order = OrderSpec(args.inst, args.side, qty, unit, args.order_type, args.fee_tier, rates)
         order.fees(order_inst_type(args.inst))  # a bad tier fails before any work
         overrides = {k: getattr(args, k) for k in ("sigma", "eta", "gamma", "epsilon")}
+        model = None
+        if args.maker_taker_model:
+            from .models.persist import load_model
+
+            if args.order_type != "limit":
+                raise ValueError("--maker-taker-model prices limit orders: add --order-type "
+                                 "limit (a market order is always taker)")
+            model = load_model(args.maker_taker_model)
+            if not hasattr(model, "predict") or getattr(model, "name", "") != "logistic":
+                raise ValueError(f"{args.maker_taker_model}: not a maker/taker model (it is "
+                                 f"a {type(model).__name__}); train one with simlab train "
+                                 "maker-taker")
         res, info = price_recording(
             args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
             end=args.end, impact=None if args.no_impact else "calibrate", T=args.horizon,
-            N=args.steps, lam=args.risk_aversion, overrides=overrides, ct_val=args.ct_val)
+            N=args.steps, lam=args.risk_aversion, overrides=overrides, ct_val=args.ct_val,
+            model=model)
+        if model is not None:
+            info["maker_taker_model"] = {"file": args.maker_taker_model,
+                                         "features": list(model.features)}
     except ValueError as e:
         print(f"simlab replay: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -388,6 +516,55 @@ def _run_record(args: argparse.Namespace) -> int:
         print(f"simlab record: error: {e}", file=sys.stderr)
         return EXIT_PROBLEMS
     print(result.summary(), file=sys.stderr)
+    return EXIT_OK
+
+
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic recording offline, in seconds",
+                       description="Simulate the emulator's Cont-Stoikov-Talreja market for "
+                                   "--seconds of simulated time and write what a live "
+                                   "recording of it would hold (acks, snapshots, pushes, "
+                                   "instrument metadata) to a new recording DIR. "
+                                   "Deterministic: the same arguments give the same data.")
+    p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
+    p.add_argument("--seconds", type=float, default=600.0, metavar="S",
+                   help="simulated seconds (default 600)")
+    p.add_argument("--inst", type=_csv, default=["BTC-USDT"], metavar="ID,ID",
+                   help="instruments, comma-separated (default BTC-USDT)")
+    p.add_argument("--channels", type=_csv, default=["books", "trades"], metavar="CH,CH",
+                   help="channels, comma-separated (default books,trades)")
+    p.add_argument("--seed", type=int, default=0, help="market, seqId and connId seed")
+    p.add_argument("--imbalance-flow", type=float, metavar="BETA",
+                   help="market orders follow the touch imbalance I: buys at mu/2*(1+BETA*I), "
+                        "sells at mu/2*(1-BETA*I), BETA in [-1, 1] (default: plain CST flow)")
+    p.add_argument("--checksum", choices=("on", "off"), default="off",
+                   help="'off' (default): checksum 0 on every frame (OKX since June 2026)")
+    p.add_argument("--latency-ms", type=float, default=5.0, metavar="MS",
+                   help="receive time after the exchange time (default 5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from .emulator.offline import write_synthetic_recording
+
+    t0 = time.perf_counter()
+    try:
+        path = write_synthetic_recording(
+            args.out, seconds=args.seconds, instruments=args.inst, channels=args.channels,
+            seed=args.seed, imbalance=args.imbalance_flow, checksum=args.checksum == "on",
+            latency_ms=args.latency_ms, progress=not args.no_progress)
+    except ValueError as e:
+        print(f"simlab synth: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    from .store import Recording
+
+    m = Recording(path).manifest
+    per = ", ".join(f"{ch} {c['messages']}" for ch, c in m["channels"].items())
+    print(f"wrote {path}: {m['arrivals']} frames ({per}), {args.seconds:g} simulated s in "
+          f"{time.perf_counter() - t0:.1f} s; check it with: simlab verify {path}")
     return EXIT_OK
 
 

@@ -5,12 +5,16 @@ OKX v5 public WebSocket and REST protocols, with fault injection (see ``docs/emu
 - :mod:`.publisher`: market events -> OKX channel messages (pure, deterministic);
 - :mod:`.server`: :class:`Emulator`, the WebSocket + REST server;
 - :mod:`.recorded`: :class:`RecordedFeed`, replay of a simlab recording;
-- :mod:`.faults`: the fault catalogue; :mod:`.testing`: test markets and the pytest fixture.
+- :mod:`.faults`: the fault catalogue; :mod:`.testing`: test markets and the pytest fixture;
+- :mod:`.flow`: :class:`ImbalanceFlowBook`, market orders that follow the touch imbalance;
+- :mod:`.offline`: :func:`write_synthetic_recording`, a synthetic recording in seconds.
 """
 
 from typing import Any
 
 from .faults import Fault, FaultSpec, parse_fault
+from .flow import ImbalanceFlowBook, imbalance_flow
+from .offline import write_synthetic_recording
 from .publisher import CHANNELS, Publisher, Push
 from .server import Emulator, default_market
 from .source import Event, Instrument, LevelChange, MarketSource, Print
@@ -25,7 +29,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "CHANNELS", "Emulator", "Event", "Fault", "FaultSpec", "Instrument", "LevelChange",
-    "MarketSource", "Print", "Publisher", "Push", "RecordedFeed", "default_market",
-    "parse_fault",
+    "CHANNELS", "Emulator", "Event", "Fault", "FaultSpec", "ImbalanceFlowBook", "Instrument",
+    "LevelChange", "MarketSource", "Print", "Publisher", "Push", "RecordedFeed",
+    "default_market", "imbalance_flow", "parse_fault", "write_synthetic_recording",
 ]
