@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_explicit_gaps_and_the_end_of_the_data():
 
 
 def test_no_book_at_the_moment():
-    rows = [(0, 0, math.nan, math.nan, 100.0, 3.0)] + QUIET[1:]
+    rows = [(0, 0, math.nan, math.nan, 100.0, 3.0), *QUIET[1:]]
     assert one(book(rows), trades())[:2] == (-1, "no_book")
     assert one(book(rows), trades(), buy=False)[:2] == (0, "none")
 
@@ -201,7 +202,7 @@ def test_order_flow_imbalance_follows_cont_kukanov_stoikov():
     assert s.features(3, buy=True, order_size=1.0)["ofi"] == -5.0
     # realised volatility: the three mid log returns
     mids = [100.5, 100.5, 101.5, 101.25]
-    r2 = sum(math.log(b / a) ** 2 for a, b in zip(mids, mids[1:], strict=False))
+    r2 = sum(math.log(b / a) ** 2 for a, b in itertools.pairwise(mids))
     assert f["volatility_bps"] == pytest.approx(math.sqrt(r2) * 1e4, rel=1e-12)
 
 

@@ -13,8 +13,11 @@ see :mod:`simlab.models._dual`). Two are provided:
 - :class:`QueueShareModel`, the default: a documented heuristic, NOT fitted to any data;
 - :class:`ConstantModel`, a fixed probability (0 = always taker, 1 = always maker).
 
-A logistic model trained on recorded books and trades is planned; it will plug in through
-the same protocol.
+A model trained on recorded books and trades, :class:`simlab.models.logistic.LogisticFillModel`
+(``simlab train maker-taker``), plugs in through the same protocol. Its labels and features
+are re-exported here: :func:`label_fills` (would a passive order at the best price have
+filled within the horizon? see :mod:`simlab.models.fill_labels`) and
+:class:`FillFeatureState` (:mod:`simlab.models.fill_features`).
 
 Sizes are in the book's units (base currency for spot, contracts for swaps), all three the
 same.
@@ -28,6 +31,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ._dual import Dual, check_range, coerce, quiet, safe_div
+from .fill_features import FILL_FEATURES, FeatureParams, FillFeatureState
+from .fill_labels import QUEUE_MODELS, BookPath, TradePath, label_fills
 
 
 @runtime_checkable
@@ -168,5 +173,6 @@ def maker_probability(order_type: str, model: MakerTakerModel, **features: Any) 
     return model.predict(**{f: features[f] for f in model.features})
 
 
-__all__ = ["ORDER_TYPES", "ConstantModel", "MakerTakerModel", "QueueShareModel",
-           "maker_probability"]
+__all__ = ["FILL_FEATURES", "ORDER_TYPES", "QUEUE_MODELS", "BookPath", "ConstantModel",
+           "FeatureParams", "FillFeatureState", "MakerTakerModel", "QueueShareModel",
+           "TradePath", "label_fills", "maker_probability"]
