@@ -52,8 +52,13 @@ class CostConstants:
 
 
 def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual,
-               walk_quote: Dual, remaining: Dual, c: CostConstants) -> dict[str, Any]:
+               walk_quote: Dual, remaining: Dual, c: CostConstants,
+               features: dict[str, Dual] | None = None) -> dict[str, Any]:
     """Costs at one tick (floats) or many (arrays); the walk is in the book's size units.
+
+    ``features``: the maker/taker model's inputs when it reads more than the touch (a
+    trained model: see :class:`~simlab.sim.pipeline.CostPipeline`); by default the model
+    gets ``own_best_size``, ``opp_best_size`` and ``order_size`` from the book.
 
     The formulas are those of :func:`simlab.models.slippage.slippage` and
     :func:`simlab.models.fees.expected_fee`, inlined because this runs on every live tick
@@ -76,7 +81,8 @@ def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual
     cross = ((avg - mid) if c.buy else (mid - avg)) * fb
     if c.limit:
         own, opp = (bid_sz, ask_sz) if c.buy else (ask_sz, bid_sz)
-        p = c.model.predict(own_best_size=own, opp_best_size=opp, order_size=walk_base)
+        p = (c.model.predict(own_best_size=own, opp_best_size=opp, order_size=walk_base)
+             if features is None else c.model.predict(**features))
         slip = p * ((bid - ask) * 0.5 * fb) + (1.0 - p) * cross
     else:
         p = mid * 0.0  # 0, NaN where there is no book

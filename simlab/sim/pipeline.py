@@ -33,10 +33,13 @@ from simlab.feed.events import Event
 from simlab.feed.replay import ReplayError, open_recordings
 from simlab.feed.source import to_ns
 from simlab.feed.tables import book_messages, summarize
+from simlab.models.fill_features import FILL_FEATURES, FeatureParams, FillFeatureState
+from simlab.models.fill_labels import BookPath
 from simlab.models.impact import ACParams, cost_coefficients
 from simlab.models.maker_taker import MakerTakerModel, QueueShareModel
 
 from .costs import COST_COLUMNS, CostConstants, tick_costs
+from .fill_dataset import TRADES_CHANNEL, StreamPaths, run_features, trade_path
 from .order import Instrument, OrderSpec
 
 #: Columns of the per-tick result table, in order.
@@ -44,6 +47,29 @@ RESULT_COLUMNS = ("rec", "arrival", "recv_ns", "ts_ms", "best_bid", "best_ask", 
                   "ask_size", *COST_COLUMNS)
 #: Latency stages, in ns per tick.
 STAGES = ("decode", "walk", "models", "total")
+#: Maker/taker model inputs read straight off the book at the tick.
+TOUCH_FEATURES = ("own_best_size", "opp_best_size", "order_size")
+
+
+def needs_history(model: Any) -> bool:
+    """Whether a maker/taker model reads more than the book's touch (then the pipeline
+    keeps a :class:`FillFeatureState` and needs the trades).
+
+    >>> needs_history(QueueShareModel())
+    False
+    """
+    return any(f not in TOUCH_FEATURES and f in FILL_FEATURES for f in model.features)
+
+
+def model_feature_params(model: Any) -> FeatureParams:
+    """How a model's history features are computed: its ``info["feature_params"]`` (a
+    trained model saves them), else the defaults.
+
+    >>> model_feature_params(QueueShareModel()).lookback_ms
+    5000
+    """
+    fp = (getattr(model, "info", None) or {}).get("feature_params") or {}
+    return FeatureParams(**fp)
 
 
 @dataclass
@@ -123,7 +149,38 @@ class CostPipeline:
             impact_c2=cost_coefficients(impact)[1] if impact is not None else 0.0,
             model=self.model, amount=order.quantity / ct)
         self.walk_order = Order(order.buy, order.quantity / ct, order.unit == "quote")
+        # a model that reads history (trade flow, OFI ...) gets it from one FillFeatureState
+        # fed with our book and trades, as in training (simlab.sim.fill_dataset)
+        feats = tuple(self.model.features)
+        unknown = [f for f in feats if f not in TOUCH_FEATURES and f not in FILL_FEATURES]
+        if unknown:
+            raise ValueError(f"maker/taker model {self.model.name!r} needs features "
+                             f"{unknown} that the pipeline cannot compute; it provides "
+                             f"{list(TOUCH_FEATURES) + list(FILL_FEATURES)}")
+        self.history = order.order_type == "limit" and needs_history(self.model)
+        self.feature_params = model_feature_params(self.model) if self.history else None
+        self.tick_size = self._tick_size() if self.history else math.nan
         self.reset()
+
+    def _tick_size(self) -> float:
+        t = self.instrument.tick_sz
+        if t > 0:
+            return t
+        t = (getattr(self.model, "info", None) or {}).get("tick_size")
+        if isinstance(t, int | float) and t > 0:
+            return float(t)
+        raise ValueError(f"the maker/taker model needs {self.order.inst}'s tick size: the "
+                         "instrument metadata has none and the model does not record one")
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels this pipeline reads: the book, and the trades for a model that
+        uses trade flow."""
+        return [self.channel, TRADES_CHANNEL] if self.history else [self.channel]
+
+    def _inputs(self, f: dict[str, Any], own: Any, opp: Any, size: Any) -> dict[str, Any]:
+        touch = {"own_best_size": own, "opp_best_size": opp, "order_size": size}
+        return {k: (f[k] if k in f else touch[k]) for k in self.model.features}
 
     def reset(self) -> None:
         """Forget the ticks priced so far."""
@@ -131,11 +188,16 @@ class CostPipeline:
         self._lat: list[tuple[int, int, int, int]] = []
         self.counts: dict[str, int] = {"book_ticks": 0, "invalid": 0, "priced": 0,
                                        "other_streams": 0}
+        self.state = (FillFeatureState(self.feature_params, tick_size=self.tick_size)
+                      if self.history else None)
 
     # -- per event ----------------------------------------------------------------------------
     def on_event(self, ev: Event) -> dict[str, Any] | None:
         """Price one event if it is a valid tick of our book; returns the row (or None)."""
+        st = self.state
         if ev.kind != "book":
+            if st is not None and ev.kind == "trade" and ev.inst == self.order.inst:
+                st.on_trade(ev.ts_ms, ev.price, ev.size, ev.side == "buy")
             return None
         if ev.inst != self.order.inst or ev.channel != self.channel:
             self.counts["other_streams"] += 1
@@ -143,12 +205,25 @@ class CostPipeline:
         self.counts["book_ticks"] += 1
         if not ev.valid:
             self.counts["invalid"] += 1
+            if st is not None:
+                st.on_invalid()
             return None
         t0 = perf_counter_ns()
         o = self.walk_order
         bid, bsz, ask, asz, gb, gq, rem = ev.book.touch_walk(o.buy, o.amount, o.quote)
         t1 = perf_counter_ns()
-        c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, self.consts)
+        if st is None:
+            c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, self.consts)
+        else:
+            n = self.feature_params.depth_levels
+            st.on_book(ev.ts_ms, bid, bsz, ask, asz, ev.book.depth("bid", levels=n),
+                       ev.book.depth("ask", levels=n))
+            # the order's size as training saw it: requested, in book units at our price
+            f = st.features(ev.ts_ms, o.buy,
+                            o.amount / (bid if o.buy else ask) if o.quote else o.amount)
+            own, opp = (bsz, asz) if o.buy else (asz, bsz)
+            c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, self.consts,
+                           self._inputs(f, own, opp, gb))
         t2 = perf_counter_ns()
         row = (ev.rec, ev.arrival, ev.recv_ns, ev.ts_ms, bid, ask, bsz, asz,
                *(c[k] for k in COST_COLUMNS))
@@ -196,11 +271,20 @@ class CostPipeline:
             t1 = perf_counter_ns()
             emit = m.emit & m.valid
             b = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                              m.size, n_streams=1, orders=[self.walk_order], emit=emit)
+                              m.size, n_streams=1, orders=[self.walk_order], emit=emit,
+                              depth_n=self.feature_params.depth_levels if self.history else 0)
             t2 = perf_counter_ns()
             w = b.walk[emit, 0]
             bid, ask, bsz, asz = b.bid_px[emit], b.ask_px[emit], b.bid_sz[emit], b.ask_sz[emit]
-            c = tick_costs(bid, ask, bsz, asz, w[:, 0], w[:, 1], w[:, 5], self.consts)
+            inputs = None
+            if self.history:
+                o = self.walk_order
+                size = (o.amount / (bid if o.buy else ask) if o.quote
+                        else np.full(len(bid), o.amount))
+                f = self._columnar_features(rec, m, b, size, start_ns, end_ns)
+                own, opp = (bsz, asz) if self.order.buy else (asz, bsz)
+                inputs = self._inputs(f, own, opp, w[:, 0])
+            c = tick_costs(bid, ask, bsz, asz, w[:, 0], w[:, 1], w[:, 5], self.consts, inputs)
             t3 = perf_counter_ns()
             n = int(emit.sum())
             cols = {"rec": np.full(n, i, np.int64), "arrival": m.arrival[emit],
@@ -227,6 +311,23 @@ class CostPipeline:
         return CostResult(self.order, self.instrument, self.impact, table,
                           pd.DataFrame(columns=[f"{s}_ns" for s in STAGES], dtype="int64"),
                           counts, batch, mode="columnar")
+
+
+    def _columnar_features(self, rec: Any, m: Any, b: Any, size: np.ndarray,
+                           start_ns: int | None, end_ns: int | None) -> dict[str, np.ndarray]:
+        """The history features at every priced tick: the emitted messages and the trades
+        of the same time range through one FillFeatureState, in arrival order, exactly
+        as :meth:`on_event` sees them."""
+        sel = np.flatnonzero(m.emit)
+        book = BookPath.from_arrays(arrival=m.arrival[sel], ts_ms=m.ts_ms[sel],
+                                    bid=b.bid_px[sel], bid_sz=b.bid_sz[sel], ask=b.ask_px[sel],
+                                    ask_sz=b.ask_sz[sel], valid=m.valid[sel],
+                                    snapshot=m.snapshot[sel])
+        paths = StreamPaths(book, trade_path(rec, self.order.inst, start=start_ns, end=end_ns),
+                            b.depth[sel, 0], b.depth[sel, 1], m.recv_ns[sel])
+        at = np.flatnonzero(m.valid[sel])
+        return run_features(paths, at, np.full(len(at), self.order.buy), size,
+                            params=self.feature_params, tick_size=self.tick_size)
 
 
 _DTYPES = {"rec": "int64", "arrival": "int64", "recv_ns": "int64", "ts_ms": "int64",

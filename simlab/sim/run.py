@@ -16,8 +16,9 @@ from simlab.models.calibrate import Calibration
 from simlab.models.impact import ACParams
 
 from .calibrate import calibrate_recording
+from .fill_dataset import TRADES_CHANNEL
 from .order import Instrument, OrderSpec
-from .pipeline import CostPipeline, CostResult
+from .pipeline import CostPipeline, CostResult, needs_history
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,10 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     recs = open_recordings(recordings)
     # fail early, and with the instrument named, before any calibration work
-    events = ReplaySource(recs, insts=[order.inst], channels=[channel], start=start, end=end)
+    channels = [channel]
+    if order.order_type == "limit" and model is not None and needs_history(model):
+        channels.append(TRADES_CHANNEL)  # a trained model reads the trade flow
+    events = ReplaySource(recs, insts=[order.inst], channels=channels, start=start, end=end)
     meta = events.instruments
     instrument = Instrument.from_metadata(order.inst, meta.get(order.inst), ct_val=ct_val)
     info: dict[str, Any] = {"recordings": [str(r.path) for r in recs], "mode": mode,
