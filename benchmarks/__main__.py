@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench_book, bench_emulator, bench_pipeline, bench_replay
+from . import bench_book, bench_emulator, bench_pipeline, bench_replay, bench_train
 from ._common import REPO, machine, table, today
 
 COLS = [("what", "what is timed"), ("data", "data"), ("rate_s", "median /s"),
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", action="store_true", help="append results to RESULTS.md")
     args = ap.parse_args(argv)
     rows = (bench_book.run(args.runs) + bench_replay.run(args.runs)
-            + bench_pipeline.run(args.runs) + bench_emulator.run(args.runs))
+            + bench_pipeline.run(args.runs) + bench_emulator.run(args.runs)
+            + bench_train.run(args.runs))
     for r in rows:
         r["rate_s"] = f"{r['rate']:,.0f}" if isinstance(r["rate"], float) else r["rate"]
         r["spread_s"] = f"{r['spread']:.2f}" if isinstance(r["spread"], float) else r["spread"]

@@ -19,7 +19,9 @@ from simlab.emulator import Fault, FaultSpec
 from simlab.emulator.testing import RandomMarket
 from simlab.feed import FrameTap, ReplaySource
 from simlab.models.fees import FeeRates, expected_fee
+from simlab.models.fill_features import FILL_FEATURES
 from simlab.models.impact import ACParams, cost_coefficients
+from simlab.models.logistic import LogisticFillModel
 from simlab.models.maker_taker import QueueShareModel
 from simlab.models.slippage import slippage
 from simlab.okx.fees import FeeTierError
@@ -151,7 +153,16 @@ FAST = {"snapshot_timeout": 0.5, "backoff_base": 0.05, "backoff_max": 0.2, "clos
         "splice_wait": 1.0, "rest_retry_base": 0.05, "rest_retry_max": 0.2}
 
 
-def test_live_results_equal_the_replay_of_their_recording(emulator_factory, tmp_path):
+# A maker/taker model that reads history (trade flow, OFI, volatility ...): the pipeline
+# then keeps a feature state, which gaps and resyncs must affect alike live and in replay.
+HISTORY_MODEL = LogisticFillModel(
+    features=FILL_FEATURES, mean=(0.0,) * len(FILL_FEATURES), scale=(1.0,) * len(FILL_FEATURES),
+    coef=(-0.3, 0.2, 0.1, 0.5, -0.2, 0.05, 0.02, -0.01, -0.4), intercept=0.3,
+    info={"feature_params": {"lookback_ms": 1000, "depth_levels": 5}, "tick_size": 0.01})
+
+
+@pytest.mark.parametrize("model", [None, HISTORY_MODEL], ids=["queue-share", "history"])
+def test_live_results_equal_the_replay_of_their_recording(emulator_factory, tmp_path, model):
     """Price BTC-USDT live while recording, with a gap, a bad checksum, a duplicate and a
     reorder injected; replaying the recording must give exactly the live table."""
     # armed on the client's connection as it connects, counted in BTC-USDT updates (not
@@ -164,7 +175,8 @@ def test_live_results_equal_the_replay_of_their_recording(emulator_factory, tmp_
                            faults=faults)
     order = OrderSpec("BTC-USDT", "buy", 2_000.0, "quote", "limit", "VIP1")
     ac = ACParams(sigma=1.0, eta=0.01, gamma=0.0, lam=1e-6, T=30, N=5)
-    live = CostPipeline(order, impact=ac, metadata={"BTC-USDT": {"instType": "SPOT"}})
+    live = CostPipeline(order, impact=ac, metadata={"BTC-USDT": {"instType": "SPOT"}},
+                        model=model)
     out = tmp_path / "rec"
     subs = [("books", "BTC-USDT"), ("trades", "BTC-USDT"), ("books", "ETH-USDT")]
     rec = Recorder(out, subs, duration=3.0, rotate=0.5, ws_url=emu.ws_url,
@@ -174,10 +186,12 @@ def test_live_results_equal_the_replay_of_their_recording(emulator_factory, tmp_
     assert got.counts["invalid"] > 0 and got.counts["priced"] > 20  # the faults were seen
     events = Recording(out).manifest["events"]
     assert {"gap", "checksum_failed"} <= {e["kind"] for e in events if "expected_prev" in e}
-    replay = CostPipeline(order, impact=ac, instrument=live.instrument)
-    for res in (replay.run(ReplaySource(out, insts=["BTC-USDT"], channels=["books"])),
+    replay = CostPipeline(order, impact=ac, instrument=live.instrument, model=model)
+    for res in (replay.run(ReplaySource(out, insts=["BTC-USDT"], channels=replay.channels)),
                 replay.run_recording(out)):
         pd.testing.assert_frame_equal(got.table, res.table, check_exact=True)
+    if model is not None:  # the history mattered: trades were seen and fed
+        assert got.table["maker_prob"].nunique() > 5
     assert replay.run_recording(out).counts["streams"][0]["validity"] == "manifest"
 
 

@@ -137,6 +137,11 @@ def test_a_trained_model_prices_live_and_replayed_ticks_alike(tilted, trained):
     j = ds.merge(col.table[["recv_ns", "maker_prob"]], on="recv_ns")
     assert len(j) > 1000
     assert np.array_equal(model.predict_frame(j), j["maker_prob"].to_numpy())
+    # recordings in sequence: each from an empty book and a fresh feature state
+    two = [rec, rec]
+    pd.testing.assert_frame_equal(
+        CostPipeline(order, model=model, metadata=meta).run_recording(two).table,
+        p.run(ReplaySource(two, channels=p.channels)).table, check_exact=True)
     # and it is not the default heuristic
     qs = CostPipeline(order, metadata=meta).run_recording(rec).table["maker_prob"]
     assert not np.allclose(qs.to_numpy(), col.table["maker_prob"].to_numpy())

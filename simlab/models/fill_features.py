@@ -74,7 +74,8 @@ class FillFeatureState:
     """Rolling state of one instrument's book and trades, giving the fill features.
 
     Feed it every valid book update (:meth:`on_book`), every trade (:meth:`on_trade`) and
-    every loss of the book (:meth:`on_invalid`), in arrival order; :meth:`features` then
+    every loss of the book (:meth:`on_invalid`; a resync snapshot calls :meth:`reset_book`
+first), in arrival order; :meth:`features` then
     gives the features of an order posted now. Plain Python floats throughout, so the
     numbers do not depend on how the events were obtained.
 

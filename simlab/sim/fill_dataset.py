@@ -107,6 +107,7 @@ def run_features(paths: StreamPaths, at: np.ndarray, buy: np.ndarray, order_size
     bk, tr = paths.book, paths.trades
     # Python floats, as the live book gives them
     barr, bts, valid = bk.arrival.tolist(), bk.ts_ms.tolist(), bk.valid.tolist()
+    snap = bk.snapshot.tolist()
     bid, bsz, ask, asz = bk.bid.tolist(), bk.bid_sz.tolist(), bk.ask.tolist(), bk.ask_sz.tolist()
     bd, ad = paths.bid_depth.tolist(), paths.ask_depth.tolist()
     tarr, tts, tpx, tsz, tbuy = (tr.arrival.tolist(), tr.ts_ms.tolist(), tr.price.tolist(),
@@ -124,6 +125,8 @@ def run_features(paths: StreamPaths, at: np.ndarray, buy: np.ndarray, order_size
             on_trade(tts[ti], tpx[ti], tsz[ti], tbuy[ti])
             ti += 1
         if valid[i]:
+            if snap[i]:
+                st.reset_book()  # a resync: no flow history across it
             on_book(bts[i], bid[i], bsz[i], ask[i], asz[i], bd[i], ad[i])
         else:
             st.on_invalid()

@@ -190,11 +190,16 @@ class CostPipeline:
                                        "other_streams": 0}
         self.state = (FillFeatureState(self.feature_params, tick_size=self.tick_size)
                       if self.history else None)
+        self._rec = 0
 
     # -- per event ----------------------------------------------------------------------------
     def on_event(self, ev: Event) -> dict[str, Any] | None:
         """Price one event if it is a valid tick of our book; returns the row (or None)."""
         st = self.state
+        if st is not None and ev.rec != self._rec:
+            # each recording replays from an empty book, and columnar runs each alone
+            st = self.state = FillFeatureState(self.feature_params, tick_size=self.tick_size)
+            self._rec = ev.rec
         if ev.kind != "book":
             if st is not None and ev.kind == "trade" and ev.inst == self.order.inst:
                 st.on_trade(ev.ts_ms, ev.price, ev.size, ev.side == "buy")
@@ -216,6 +221,8 @@ class CostPipeline:
             c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, self.consts)
         else:
             n = self.feature_params.depth_levels
+            if ev.snapshot:
+                st.reset_book()  # a resync: no flow history across it
             st.on_book(ev.ts_ms, bid, bsz, ask, asz, ev.book.depth("bid", levels=n),
                        ev.book.depth("ask", levels=n))
             # the order's size as training saw it: requested, in book units at our price
