@@ -1,6 +1,6 @@
 """Run the benchmark suite and print one table.
 
-    python -m benchmarks [--runs 5] [--record]
+    python -m benchmarks [--runs 5] [--record] [--only book,replay,pipeline,emulator,train]
 
 Rates are medians over --runs runs (after a warm-up run); "spread" is fastest/slowest run.
 --record appends the table, the date, the machine and the command to benchmarks/RESULTS.md.
@@ -14,6 +14,8 @@ import sys
 from . import bench_book, bench_emulator, bench_pipeline, bench_replay, bench_train
 from ._common import REPO, machine, table, today
 
+GROUPS = {"book": bench_book, "replay": bench_replay, "pipeline": bench_pipeline,
+          "emulator": bench_emulator, "train": bench_train}
 COLS = [("what", "what is timed"), ("data", "data"), ("rate_s", "median /s"),
         ("spread_s", "max/min"), ("note", "note")]
 
@@ -23,10 +25,13 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="timed runs per row (median reported)")
     ap.add_argument("--record", action="store_true", help="append results to RESULTS.md")
+    ap.add_argument("--only", metavar="A,B", help=f"run these groups only ({','.join(GROUPS)})")
     args = ap.parse_args(argv)
-    rows = (bench_book.run(args.runs) + bench_replay.run(args.runs)
-            + bench_pipeline.run(args.runs) + bench_emulator.run(args.runs)
-            + bench_train.run(args.runs))
+    only = args.only.split(",") if args.only else list(GROUPS)
+    bad = [g for g in only if g not in GROUPS]
+    if bad:
+        ap.error(f"--only: unknown group(s) {bad}; expected some of {list(GROUPS)}")
+    rows = [r for g in only for r in GROUPS[g].run(args.runs)]
     for r in rows:
         r["rate_s"] = f"{r['rate']:,.0f}" if isinstance(r["rate"], float) else r["rate"]
         r["spread_s"] = f"{r['spread']:.2f}" if isinstance(r["spread"], float) else r["spread"]

@@ -66,6 +66,13 @@ class FeatureParams:
         return {"lookback_ms": self.lookback_ms, "depth_levels": self.depth_levels}
 
 
+def _drop(q: deque[tuple[int, float]], cut: int, total: float) -> float:
+    """Remove the entries at or before ``cut`` from the window; the new running sum."""
+    while q and q[0][0] <= cut:
+        total -= q.popleft()[1]
+    return total if q else 0.0  # an empty window sums to exactly 0: no residue carried on
+
+
 def _nan_div(a: float, b: float) -> float:
     return a / b if b != 0 else math.nan
 
@@ -164,15 +171,17 @@ first), in arrival order; :meth:`features` then
         self._flow += v
 
     def _expire(self, now: int) -> None:
+        # unrolled: this runs on every event, and nothing is due most of the time
         cut = now - self.lookback
-        for q, attr in ((self._trades, "_flow"), (self._ofi, "_ofi_sum"),
-                        (self._r2, "_r2_sum")):
-            if q and q[0][0] <= cut:
-                s = getattr(self, attr)
-                while q and q[0][0] <= cut:
-                    s -= q.popleft()[1]
-                # an empty window sums to exactly 0 (no rounding residue carried on)
-                setattr(self, attr, s if q else 0.0)
+        q = self._trades
+        if q and q[0][0] <= cut:
+            self._flow = _drop(q, cut, self._flow)
+        q = self._ofi
+        if q and q[0][0] <= cut:
+            self._ofi_sum = _drop(q, cut, self._ofi_sum)
+        q = self._r2
+        if q and q[0][0] <= cut:
+            self._r2_sum = _drop(q, cut, self._r2_sum)
 
     def features(self, ts_ms: int, buy: bool, order_size: float) -> dict[str, float]:
         """The features (:data:`FILL_FEATURES`) of an order of ``order_size`` posted now at

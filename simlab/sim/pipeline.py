@@ -159,6 +159,7 @@ class CostPipeline:
                              f"{list(TOUCH_FEATURES) + list(FILL_FEATURES)}")
         self.history = order.order_type == "limit" and needs_history(self.model)
         self.feature_params = model_feature_params(self.model) if self.history else None
+        self._only_fill = all(f in FILL_FEATURES for f in feats)
         self.tick_size = self._tick_size() if self.history else math.nan
         self.reset()
 
@@ -179,6 +180,8 @@ class CostPipeline:
         return [self.channel, TRADES_CHANNEL] if self.history else [self.channel]
 
     def _inputs(self, f: dict[str, Any], own: Any, opp: Any, size: Any) -> dict[str, Any]:
+        if self._only_fill:
+            return f  # a model ignores the features it does not read
         touch = {"own_best_size": own, "opp_best_size": opp, "order_size": size}
         return {k: (f[k] if k in f else touch[k]) for k in self.model.features}
 
