@@ -14,6 +14,7 @@ from typing import Any
 
 from .faults import Fault, FaultSpec, parse_fault
 from .flow import ImbalanceFlowBook, imbalance_flow
+from .market import CSTMarket
 from .offline import write_synthetic_recording
 from .publisher import CHANNELS, Publisher, Push
 from .server import Emulator, default_market
@@ -29,7 +30,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "CHANNELS", "Emulator", "Event", "Fault", "FaultSpec", "ImbalanceFlowBook", "Instrument",
-    "LevelChange", "MarketSource", "Print", "Publisher", "Push", "RecordedFeed",
+    "CHANNELS", "CSTMarket", "Emulator", "Event", "Fault", "FaultSpec", "ImbalanceFlowBook",
+    "Instrument", "LevelChange", "MarketSource", "Print", "Publisher", "Push", "RecordedFeed",
     "default_market", "imbalance_flow", "parse_fault", "write_synthetic_recording",
 ]
