@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean sample-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: $(STAMP_DEV)
 
 bench: $(STAMP_RUN)
 	$(BIN)/python -m benchmarks
+
+# The notebooks' sample recording (data/README.md): 600 simulated s of BTC-USDT, ~1.3 MB.
+sample-data: $(STAMP_RUN)
+	rm -rf data/sample
+	$(BIN)/python data/make_sample.py --out data/sample
 
 clean:
 	rm -rf $(VENV) demo-output benchmarks/out
