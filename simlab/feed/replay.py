@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import pyarrow.compute as pc
+from pyarrow.fs import FileSystem
 
 from simlab.store.reader import Recording
 from simlab.store.schema import LEVELS, TRADES
@@ -41,21 +42,27 @@ class ReplayError(ValueError):
     a time range outside the recording...)."""
 
 
-def open_recordings(paths: str | Path | Recording | Iterable[str | Path | Recording]
-                    ) -> list[Recording]:
-    """Open one or several recordings (paths or :class:`Recording` objects).
+def open_recordings(paths: Any) -> list[Recording]:
+    """Open one or several recordings: local paths, URIs (``s3://bucket/rec``, ``file:///abs``;
+    see :class:`~simlab.store.reader.Recording`), ``(pyarrow filesystem, path)`` pairs or
+    :class:`Recording` objects, or a list of them.
 
     >>> open_recordings([])
     Traceback (most recent call last):
     ...
     simlab.feed.replay.ReplayError: recordings: expected at least one recording directory
     """
-    if isinstance(paths, (str, Path, Recording)):
+    if isinstance(paths, (str, PurePath, Recording)) or _fs_pair(paths):
         paths = [paths]
-    recs = [p if isinstance(p, Recording) else Recording(p) for p in paths]
+    recs = [p if isinstance(p, Recording) else Recording(p[1], filesystem=p[0])
+            if _fs_pair(p) else Recording(p) for p in paths]
     if not recs:
         raise ReplayError("recordings: expected at least one recording directory")
     return recs
+
+
+def _fs_pair(p: Any) -> bool:
+    return isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], FileSystem)
 
 
 def streams(rec: Recording, kind: str | None = None) -> dict[tuple[str, str], int]:

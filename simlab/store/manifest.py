@@ -12,6 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+from pyarrow.fs import FileSystem, FileType
+
 from simlab import __version__
 from simlab.okx.normalize import WIRE_FORMATS, WIRE_WS
 
@@ -83,9 +86,22 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     atomic_write(Path(root) / MANIFEST, lambda f: f.write(data))
 
 
-def read_manifest(root: Path | str) -> dict[str, Any]:
+def read_manifest(root: Path | str, filesystem: FileSystem | None = None,
+                  name: str | None = None) -> dict[str, Any]:
     """Read and check ``root/manifest.json``; :class:`RecordingError` naming the path if
-    the directory or manifest is missing or is not a simlab manifest."""
+    the directory or manifest is missing or is not a simlab manifest.
+
+    With ``filesystem`` (a :mod:`pyarrow.fs` filesystem), ``root`` is a path inside it and
+    ``name`` (default ``root``) is how errors name the recording, e.g. its URI.
+
+    >>> import pyarrow.fs
+    >>> read_manifest("no/such/rec", pyarrow.fs.LocalFileSystem(), name="file:///no/such/rec")
+    Traceback (most recent call last):
+    ...
+    simlab.store.manifest.RecordingError: file:///no/such/rec: no such recording directory
+    """
+    if filesystem is not None:
+        return _read_manifest_fs(str(root), filesystem, str(root) if name is None else name)
     root = Path(root)
     if not root.exists():
         raise RecordingError(f"{root}: no such recording directory")
@@ -104,7 +120,44 @@ def read_manifest(root: Path | str) -> dict[str, Any]:
     return m
 
 
-def _check(m: Any, path: Path) -> None:
+def _read_manifest_fs(root: str, fs: FileSystem, name: str) -> dict[str, Any]:
+    where = f"{name.rstrip('/')}/{MANIFEST}"
+    try:
+        # open first: on object storage every metadata call is a round trip
+        with fs.open_input_stream(join_path(root, MANIFEST)) as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        kind = fs.get_file_info(root).type
+        if kind == FileType.NotFound:
+            raise RecordingError(f"{name}: no such recording directory") from None
+        if kind != FileType.Directory:
+            raise RecordingError(f"{name}: not a directory; a recording is a directory with "
+                                 f"{MANIFEST}") from None
+        raise RecordingError(f"{name}: no {MANIFEST}; not a simlab recording (or its writer "
+                             "never started)") from None
+    except (pa.ArrowException, OSError) as e:
+        raise RecordingError(f"{where}: unreadable manifest ({e})") from None
+    try:
+        m = json.loads(data)
+    except ValueError as e:
+        raise RecordingError(f"{where}: unreadable manifest ({e})") from None
+    _check(m, where)
+    return m
+
+
+def join_path(root: str, rel: str) -> str:
+    """``rel`` inside ``root`` in a pyarrow filesystem's ``/``-separated paths (an empty
+    root is the filesystem's own root, as in a ``SubTreeFileSystem``).
+
+    >>> join_path("bucket/recs/day1/", "raw/part-0.parquet"), join_path("", "manifest.json")
+    ('bucket/recs/day1/raw/part-0.parquet', 'manifest.json')
+    """
+    if root in ("", "."):
+        return rel
+    return f"{root.rstrip('/')}/{rel}"
+
+
+def _check(m: Any, path: Path | str) -> None:
     if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
         raise RecordingError(f"{path}: not a simlab manifest (expected \"format\": "
                              f"\"{FORMAT_NAME}\")")

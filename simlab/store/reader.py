@@ -8,39 +8,70 @@ file left by a killed writer, a stray copy) is ignored here and reported by
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Collection, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from pyarrow.fs import FileSystem, FileType
 
 from simlab.okx.frames import RawFrame
 
-from .manifest import RecordingError, read_manifest
+from .manifest import RecordingError, join_path, read_manifest
 from .schema import LEVELS, RAW, SCHEMAS, TRADES
 
 _BATCH_ROWS = 4096
 
 
 class Recording:
-    """A recording directory opened for reading.
+    """A recording directory opened for reading: a local path, a URI that
+    :meth:`pyarrow.fs.FileSystem.from_uri` understands (``file:///abs/rec``,
+    ``s3://bucket/prefix/rec``, ``gs://...``, ``hdfs://...``), or a path inside an explicit
+    ``filesystem`` (any :class:`pyarrow.fs.FileSystem`). The manifest and every Parquet
+    file are read through that filesystem; a local path is read as it always was.
+
+    ``path`` is how the recording is named in messages: the path, or the URI as given.
 
     >>> rec = Recording("rec")                                      # doctest: +SKIP
     >>> rec.levels_table(channel="books", inst="BTC-USDT").num_rows  # doctest: +SKIP
     39347
     >>> next(rec.iter_raw()).payload[:20]                           # doctest: +SKIP
     b'{"event":"subscribe"'
+    >>> Recording("s3://bucket/recs/day1").path                     # doctest: +SKIP
+    's3://bucket/recs/day1'
+    >>> Recording("file:///no/such/rec")
+    Traceback (most recent call last):
+    ...
+    simlab.store.manifest.RecordingError: file:///no/such/rec: no such recording directory
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.manifest: dict[str, Any] = read_manifest(self.path)
+    def __init__(self, path: str | Path, filesystem: FileSystem | None = None):
+        self.filesystem, self.root, self.path = _locate(path, filesystem)
+        self.manifest: dict[str, Any] = read_manifest(self.root, self.filesystem,
+                                                      str(self.path))
 
     def __repr__(self) -> str:
-        return f"Recording({str(self.path)!r}, arrivals={self.manifest.get('arrivals')})"
+        fs = "" if self.filesystem is None else f", filesystem={self.filesystem.type_name}"
+        return f"Recording({str(self.path)!r}{fs}, arrivals={self.manifest.get('arrivals')})"
+
+    @property
+    def name(self) -> str:
+        """A short name: the recording directory's last component.
+
+        >>> Recording("s3://bucket/recs/day1/").name                    # doctest: +SKIP
+        'day1'
+        """
+        return PurePosixPath(str(self.path).rstrip("/")).name or str(self.path)
+
+    def _where(self, rel: str) -> str:
+        """A file of the recording as messages name it."""
+        if self.filesystem is None:
+            return str(self.path / rel)
+        return f"{str(self.path).rstrip('/')}/{rel}"
 
     @property
     def wire_format(self) -> str:
@@ -62,20 +93,32 @@ class Recording:
                 and (insts is None or f.get("inst") in insts)]
 
     def _open(self, entry: dict[str, Any]) -> pq.ParquetFile:
-        path = self.path / entry["path"]
-        if not path.is_file():
-            raise RecordingError(f"{path}: listed in the manifest but missing")
+        if self.filesystem is None:
+            path = self.path / entry["path"]
+            if not path.is_file():
+                raise RecordingError(f"{path}: listed in the manifest but missing")
+            source: Any = path
+        else:
+            try:
+                source = self.filesystem.open_input_file(join_path(self.root, entry["path"]))
+            except (FileNotFoundError, IsADirectoryError):
+                raise RecordingError(f"{self._where(entry['path'])}: listed in the manifest "
+                                     "but missing") from None
+            except (pa.ArrowException, OSError) as e:
+                raise RecordingError(f"{self._where(entry['path'])}: cannot be opened ({e})"
+                                     ) from None
         try:
-            return pq.ParquetFile(path)
+            return pq.ParquetFile(source)
         except (pa.ArrowException, OSError) as e:
-            raise RecordingError(f"{path}: not a readable Parquet file ({e})") from None
+            raise RecordingError(f"{self._where(entry['path'])}: not a readable Parquet file "
+                                 f"({e})") from None
 
     def _read(self, entry: dict[str, Any], columns: list[str] | None = None) -> pa.Table:
         pf = self._open(entry)
         try:
             t = pf.read(columns=columns)
         except (pa.ArrowException, OSError) as e:
-            raise RecordingError(f"{self.path / entry['path']}: damaged Parquet file ({e})"
+            raise RecordingError(f"{self._where(entry['path'])}: damaged Parquet file ({e})"
                                  ) from None
         n = t.num_rows
         return (t.append_column("channel", pa.array([entry.get("channel")] * n, pa.string()))
@@ -124,17 +167,12 @@ class Recording:
             raise ValueError(f"columns {unknown} are not in the {dataset} table")
         if not entries:
             return pa.schema([SCHEMAS[dataset].field(c) for c in cols]).empty_table()
-        paths = []
-        for e in entries:
-            path = self.path / e["path"]
-            if not path.is_file():
-                raise RecordingError(f"{path}: listed in the manifest but missing")
-            paths.append(str(path))
+        paths = self._existing([e["path"] for e in entries])
         fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(
             dictionary_columns=read_dictionary or []))
         try:
             # one scan over all files: they are read in parallel, in the order given
-            t = ds.dataset(paths, format=fmt).to_table(columns=cols)
+            t = ds.dataset(paths, format=fmt, filesystem=self.filesystem).to_table(columns=cols)
         except (pa.ArrowException, OSError) as err:
             raise RecordingError(f"{self.path}: a {dataset} file of {channel}:{inst} is not "
                                  f"readable Parquet ({err})") from None
@@ -142,6 +180,28 @@ class Recording:
         if len(arr) > 1 and pc.any(pc.less(arr.slice(1), arr.slice(0, len(arr) - 1))).as_py():
             t = t.take(pc.sort_indices(t, [("arrival", "ascending")]))
         return t
+
+    def _existing(self, rels: list[str]) -> list[str]:
+        """The files' paths for a scan; :class:`RecordingError` naming the first missing."""
+        if self.filesystem is None:
+            paths = []
+            for rel in rels:
+                path = self.path / rel
+                if not path.is_file():
+                    raise RecordingError(f"{path}: listed in the manifest but missing")
+                paths.append(str(path))
+            return paths
+        paths = [join_path(self.root, rel) for rel in rels]
+        try:
+            # one call for all files: one listing, not one request per file, on object stores
+            infos = self.filesystem.get_file_info(paths)
+        except (pa.ArrowException, OSError) as e:
+            raise RecordingError(f"{self.path}: cannot list the recording's files ({e})"
+                                 ) from None
+        for rel, info in zip(rels, infos, strict=True):
+            if info.type != FileType.File:
+                raise RecordingError(f"{self._where(rel)}: listed in the manifest but missing")
+        return paths
 
     def raw_table(self, channel: str | None = None, inst: str | None = None) -> pa.Table:
         """Every raw frame: arrival, recv_ns, conn, payload, channel, inst."""
@@ -179,8 +239,39 @@ class Recording:
                     if a >= from_arrival:
                         yield RawFrame(a, r, c, ch, inst, p)
         except (pa.ArrowException, OSError) as e:
-            raise RecordingError(f"{self.path / entry['path']}: damaged Parquet file ({e})"
+            raise RecordingError(f"{self._where(entry['path'])}: damaged Parquet file ({e})"
                                  ) from None
+
+
+def _locate(path: str | PurePath, filesystem: FileSystem | None
+            ) -> tuple[FileSystem | None, str, Path | str]:
+    """(filesystem or None for a plain local path, root inside it, display name)."""
+    if filesystem is not None and not isinstance(filesystem, FileSystem):
+        raise TypeError("filesystem must be a pyarrow.fs.FileSystem or None, got "
+                        f"{type(filesystem).__name__} (wrap an fsspec filesystem in "
+                        "pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)))")
+    if not isinstance(path, (str, PurePath)):
+        raise TypeError(f"recording must be a path or a URI string, got {type(path).__name__}")
+    uri = isinstance(path, str) and _URI.match(path) is not None
+    if filesystem is None and not uri:
+        return None, str(path), Path(path)
+    if filesystem is not None:
+        if uri:
+            raise ValueError(f"recording {path!r}: give either a URI or a path inside "
+                             "filesystem=, not both")
+        root = path.as_posix() if isinstance(path, PurePath) else path
+        base = getattr(filesystem, "base_path", None)  # a SubTreeFileSystem's root
+        shown = join_path(base, root) if base and root not in ("", ".") else base or root
+        return filesystem, root, shown.rstrip("/") or shown
+    try:
+        fs, root = FileSystem.from_uri(path)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise RecordingError(f"{path}: pyarrow cannot open this URI ({e})") from None
+    return fs, root, path
+
+
+# a URI scheme (RFC 3986) then "://": "file:///x", "s3://b/p"; a plain path never has one
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _names(v: str | Collection[str] | None) -> frozenset[str] | None:

@@ -222,6 +222,10 @@ def verify(path: str | Path, progress: bool | None = False) -> VerifyReport:
     (True, 290)
     """
     rec = Recording(path)
+    if rec.filesystem is not None:
+        # it also lists the directory for unlisted files, which only a local disk allows
+        raise RecordingError(f"{path}: verify works on a local recording directory; copy it "
+                             "from shared or object storage first (replay reads it in place)")
     m = rec.manifest
     rep = VerifyReport(str(rec.path), bool(m.get("complete")), rec.wire_format,
                        files_listed=len(m["files"]))
