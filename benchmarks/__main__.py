@@ -1,6 +1,6 @@
 """Run the benchmark suite and print one table.
 
-    python -m benchmarks [--runs 5] [--record] [--only book,replay,pipeline,emulator,train]
+    python -m benchmarks [--runs 5] [--record] [--only book,replay,pipeline,emulator,train,sweep]
 
 Rates are medians over --runs runs (after a warm-up run); "spread" is fastest/slowest run.
 --record appends the table, the date, the machine and the command to benchmarks/RESULTS.md.
@@ -11,11 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench_book, bench_emulator, bench_pipeline, bench_replay, bench_train
+from . import (
+    bench_book,
+    bench_emulator,
+    bench_pipeline,
+    bench_replay,
+    bench_sweep,
+    bench_train,
+)
 from ._common import REPO, machine, table, today
 
 GROUPS = {"book": bench_book, "replay": bench_replay, "pipeline": bench_pipeline,
-          "emulator": bench_emulator, "train": bench_train}
+          "emulator": bench_emulator, "train": bench_train, "sweep": bench_sweep}
 COLS = [("what", "what is timed"), ("data", "data"), ("rate_s", "median /s"),
         ("spread_s", "max/min"), ("note", "note")]
 

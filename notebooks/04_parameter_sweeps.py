@@ -17,13 +17,15 @@
 # # 04 · Parameter sweeps
 #
 # How does the cost of a market order depend on its size, the account's OKX fee tier and
-# its side? This notebook prices every combination of a small grid at every tick of a
-# recording with the cost pipeline (`price_recording`, columnar replay: a few hundredths of
-# a second per run on the sample), collects the results in one tidy DataFrame (a row per
-# grid point) and plots them.
+# its side? `simlab.sweep` runs every cell of a grid as a replay of the recording through
+# the cost pipeline, on any executor: in-process here (the sample is small), a local
+# process pool by default, or a Dask cluster for a night of data
+# (`run_sweep(spec, out, "dask://scheduler:8786")`, or `simlab sweep ... --executor
+# dask://HOST:PORT`). Results are a tidy table, one row per cell, also written as a
+# Parquet dataset; re-running skips the cells already computed.
 #
-# The impact parameters are calibrated once from the recording and shared by every run,
-# so the grid points differ only in what the grid changes.
+# Impact parameters are calibrated from the recording (once per worker), so the cells
+# differ only in what the grid changes.
 
 # %% tags=["parameters"]
 import os
@@ -38,17 +40,17 @@ FEE_TIERS = ["Lv1", "VIP1", "VIP3", "VIP5", "VIP8"]
 SIDES = ["buy", "sell"]
 T = 60.0  # impact horizon, seconds
 N = 60  # impact steps
+EXECUTOR = "inline"  # "local" (process pool) or "dask://HOST:PORT" for big sweeps
+OUT = None  # results folder; None: a temporary one
 
 # %%
-import itertools
+import tempfile
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from simlab.okx.fees import fee_tiers
-from simlab.sim import OrderSpec, price_recording
-from simlab.sim.run import impact_params
+from simlab.sweep import SweepSpec, compare, heatmap, lines, rank, run_sweep
 
 # %% [markdown]
 # The fee tiers swept (OKX spot, maker and taker rates; simlab's dated table):
@@ -56,66 +58,56 @@ from simlab.sim.run import impact_params
 # %%
 pd.DataFrame({t: r._asdict() for t, r in fee_tiers("SPOT").items()}).T.loc[FEE_TIERS].mul(1e4).add_suffix(" (bps)")
 
-# %%
-impact, how = impact_params(DATA, OrderSpec(INST, "buy", SIZES[0]), T=T, N=N)
-pd.Series(how, name="how").to_frame()
-
 # %% [markdown]
 # ## The sweep
 
 # %%
-COSTS = ["slippage_bps", "fee_bps", "impact_bps", "net_bps"]
-rows = []
-for size, tier, side in itertools.product(SIZES, FEE_TIERS, SIDES):
-    order = OrderSpec(INST, side, size, "quote", fee_tier=tier)
-    t = price_recording(DATA, order, impact=impact)[0].table
-    rows.append({"size_quote": size, "fee_tier": tier, "side": side, "ticks": len(t),
-                 "complete": t["complete"].mean(), **t[COSTS].mean(),
-                 "net_bps_p90": t["net_bps"].quantile(0.9)})
-sweep = pd.DataFrame(rows)
-sweep
+spec = SweepSpec([DATA], [INST], grid={"notional": SIZES, "fee_tier": FEE_TIERS, "side": SIDES},
+                 fixed={"T": T, "N": N})
+out = Path(OUT or tempfile.mkdtemp(prefix="sweep-"))
+result = run_sweep(spec, out, EXECUTOR)
+print(f"{result.ran} cells run, {result.skipped} already done, {result.failed} failed -> {out}")
+sweep = result.table
+sweep.filter(regex="^(p_notional|p_fee_tier|p_side|ticks|net_bps_mean|net_bps_p90|complete_share)$").head()
 
 # %% [markdown]
-# `complete` is the share of ticks where the visible book could fill the whole order
-# (else the costs are those of the part it could fill).
-#
+# `complete_share` is the share of ticks where the visible book could fill the whole order
+# (else the costs are those of the part it could fill). The cheapest cells:
+
+# %%
+rank(sweep, by="net_bps_mean", top=5)
+
+# %% [markdown]
 # ## Net cost by size and fee tier
 #
 # Mean net cost (bps) of a market buy: at these sizes the fee tier dominates.
 
 # %%
-net = sweep[sweep["side"] == "buy"].pivot(index="size_quote", columns="fee_tier",
-                                          values="net_bps")[FEE_TIERS]
 fig, ax = plt.subplots(figsize=(7, 4))
-im = ax.imshow(net.to_numpy(), cmap="viridis", aspect="auto")
-ax.set(xticks=range(len(net.columns)), xticklabels=net.columns, yticks=range(len(net.index)),
-       yticklabels=[f"{s:,.0f}" for s in net.index], xlabel="fee tier",
-       ylabel="order size (USDT)", title="mean net cost of a market buy (bps)")
-light = net.to_numpy().mean()  # dark text on the bright (high) cells, light on the dark
-for (i, j), v in np.ndenumerate(net.to_numpy()):
-    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=9,
-            color="black" if v > light else "white")
-fig.colorbar(im, ax=ax, label="bps")
+heatmap(sweep[sweep["p_side"] == "buy"], x="fee_tier", y="notional", value="net_bps_mean", ax=ax)
+ax.set_title("mean net cost of a market buy (bps)")
 plt.show()
 
 # %% [markdown]
 # ## What the size changes
 #
-# Slippage and impact do not depend on the fee tier: one tier is enough to see them by
-# size, for each side (impact is symmetric: the two sides' lines coincide).
+# Net cost of a buy by size, one line per fee tier, with the 10-90 % band over the ticks.
 
 # %%
-one = sweep[sweep["fee_tier"] == FEE_TIERS[0]]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-for side, g in one.groupby("side"):
-    axes[0].plot(g["size_quote"], g["slippage_bps"], "o-", label=f"{side}: slippage")
-    axes[0].plot(g["size_quote"], g["impact_bps"], "s--", label=f"{side}: impact")
-for tier, g in sweep[sweep["side"] == "buy"].groupby("fee_tier", sort=False):
-    axes[1].plot(g["size_quote"], g["net_bps"], "o-", label=tier)
-axes[0].set(xscale="log", xlabel="order size (USDT)", ylabel="bps",
-            title="slippage and impact by size")
-axes[1].set(xscale="log", xlabel="order size (USDT)", ylabel="bps",
-            title="net cost of a buy, by fee tier")
-axes[0].legend(fontsize="small")
-axes[1].legend(fontsize="small", ncols=2)
+fig, ax = plt.subplots(figsize=(7, 4))
+lines(sweep[sweep["p_side"] == "buy"], x="notional", value="net_bps", hue="fee_tier", ax=ax)
+ax.set(xscale="log", xlabel="order size (USDT)", ylabel="net cost (bps)")
 plt.show()
+
+# %% [markdown]
+# ## Comparing two sweeps
+#
+# The same grid with a longer impact horizon (T = 300 s): `compare` joins the two sweeps on
+# their parameters and shows the change, cell by cell.
+
+# %%
+longer = SweepSpec([DATA], [INST], grid={"notional": SIZES, "fee_tier": FEE_TIERS[:1], "side": SIDES},
+                   fixed={"T": 300.0, "N": N})
+slow = run_sweep(longer, Path(tempfile.mkdtemp(prefix="sweep-")), EXECUTOR).table
+base = sweep[sweep["p_fee_tier"] == FEE_TIERS[0]]
+compare(base, slow, value="impact_bps_mean", labels=("T=60 s", "T=300 s"))
