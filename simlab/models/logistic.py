@@ -199,6 +199,22 @@ def _fit_labels(y: Any, n: int) -> np.ndarray:
     return ya
 
 
+def _check_linear(m: Any) -> None:
+    """Check and normalise, in place, the fields every standardised linear model has
+    (``features``, ``mean``, ``scale``, ``coef``, ``intercept``, ``info``) of the frozen
+    dataclass ``m``."""
+    feats = _feature_names(m.features)
+    mean, scale = _standardisation(feats, m.mean, m.scale)
+    if not isinstance(m.info, Mapping):
+        raise TypeError(f"info must be a dict, got {type(m.info).__name__}")
+    object.__setattr__(m, "features", feats)
+    object.__setattr__(m, "mean", mean)
+    object.__setattr__(m, "scale", scale)
+    object.__setattr__(m, "coef", _reals("coef", m.coef, len(feats)))
+    object.__setattr__(m, "intercept", _real("intercept", m.intercept))
+    object.__setattr__(m, "info", _json_info(m.info))
+
+
 # -- the logistic model ---------------------------------------------------------------------
 
 
@@ -259,16 +275,7 @@ class LogisticFillModel:
     name: ClassVar[str] = "logistic"
 
     def __post_init__(self) -> None:
-        feats = _feature_names(self.features)
-        mean, scale = _standardisation(feats, self.mean, self.scale)
-        if not isinstance(self.info, Mapping):
-            raise TypeError(f"info must be a dict, got {type(self.info).__name__}")
-        object.__setattr__(self, "features", feats)
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "scale", scale)
-        object.__setattr__(self, "coef", _reals("coef", self.coef, len(feats)))
-        object.__setattr__(self, "intercept", _real("intercept", self.intercept))
-        object.__setattr__(self, "info", _json_info(self.info))
+        _check_linear(self)
 
     def predict(self, /, **features: Any) -> Dual:
         xs = _values(self.name, self.features, features)

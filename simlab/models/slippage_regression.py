@@ -34,14 +34,12 @@ import pandas as pd
 
 from ._dual import Dual
 from .logistic import (
+    _check_linear,
     _design,
-    _feature_names,
     _frame_values,
-    _json_info,
     _linear,
     _real,
     _reals,
-    _standardisation,
     _values,
 )
 from .metrics import _vector, pinball_loss, quantile_coverage
@@ -111,8 +109,8 @@ class SlippageRegression:
     name: ClassVar[str] = "slippage_regression"
 
     def __post_init__(self) -> None:
-        feats = _feature_names(self.features)
-        mean, scale = _standardisation(feats, self.mean, self.scale)
+        _check_linear(self)
+        feats = self.features
         qs = _quantiles(self.quantiles)
         if any(b <= a for a, b in pairwise(qs)):
             raise ValueError(f"quantiles must be strictly increasing, got {list(qs)}")
@@ -120,13 +118,6 @@ class SlippageRegression:
         if rows is None or len(rows) != len(qs):
             raise ValueError(f"q_coef must hold one row of coefficients per quantile "
                              f"({len(qs)}), got {self.q_coef!r}")
-        if not isinstance(self.info, Mapping):
-            raise TypeError(f"info must be a dict, got {type(self.info).__name__}")
-        object.__setattr__(self, "features", feats)
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "scale", scale)
-        object.__setattr__(self, "coef", _reals("coef", self.coef, len(feats)))
-        object.__setattr__(self, "intercept", _real("intercept", self.intercept))
         object.__setattr__(self, "quantiles", qs)
         object.__setattr__(self, "q_coef", tuple(
             _reals(f"q_coef[{i}]", r, len(feats)) for i, r in enumerate(rows)))
@@ -136,7 +127,6 @@ class SlippageRegression:
                              f"got {self.q_intercept!r}")
         object.__setattr__(self, "q_intercept", _reals("q_intercept", self.q_intercept,
                                                        len(qs)))
-        object.__setattr__(self, "info", _json_info(self.info))
 
     @property
     def outputs(self) -> tuple[str, ...]:
