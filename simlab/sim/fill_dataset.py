@@ -201,8 +201,8 @@ def fill_dataset(recordings: Any, inst: str, *, quantity: float | None = None,
     One row per moment and side, in time order: ``rec``, ``ts_ms``, ``recv_ns``, ``side``,
     the features (:data:`~simlab.models.fill_features.FILL_FEATURES`), ``label`` (1 filled
     within ``horizon_s``, 0 not, -1 dropped: horizon not fully observed), ``reason``,
-    ``fill_ms``, ``price``, ``order_size`` (book units). ``df.attrs`` holds the settings and
-    counts per reason.
+    ``fill_ms``, ``price``, ``order_size`` (book units). ``df.attrs`` holds the settings, the
+    tick size used and counts per reason.
 
     >>> df = fill_dataset("rec", "BTC-USDT", quantity=0.01, horizon_s=5)   # doctest: +SKIP
     >>> df.loc[df.label >= 0, "label"].mean()                              # doctest: +SKIP
@@ -217,7 +217,7 @@ def fill_dataset(recordings: Any, inst: str, *, quantity: float | None = None,
     horizon_ms, every_ms = round(horizon_s * 1000), max(1, round(every_s * 1000))
     recs = open_recordings(recordings)
     sides = [True, False] if side == "both" else [side == "buy"]
-    parts = []
+    parts, ticks = [], []
     bar = _bar(progress, 3 * len(recs), f"labelling {inst}")
     for r, rec in enumerate(recs):
         meta = rec.manifest.get("instruments", {}).get(inst)
@@ -234,6 +234,7 @@ def fill_dataset(recordings: Any, inst: str, *, quantity: float | None = None,
             tick = infer_tick(paths.book.price)
             log.info("%s: no tick size in the metadata of %s; %g inferred from the prices",
                      rec.path, inst, tick)
+        ticks.append(float(tick))
         moments = sample_moments(paths.book, every_ms)
         at = np.repeat(moments, len(sides))
         buy = np.tile(np.array(sides, bool), len(moments))
@@ -259,6 +260,7 @@ def fill_dataset(recordings: Any, inst: str, *, quantity: float | None = None,
         "every_s": float(every_s), "side": side, "queue": queue, "power": float(power),
         "quantity": quantity, "notional": notional, "features": params.as_dict(),
         "recordings": [str(r.path) for r in recs],
+        "tick_size": ticks[0] if ticks else None,  # the first recording's, as used
         "reasons": {str(k): int(v) for k, v in df["reason"].value_counts().sort_index().items()}
         if len(df) else {}})
     return df

@@ -141,7 +141,7 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
     split = fit_time_split(use[list(features)], y, use["ts_ms"].to_numpy(),
                            test_fraction=test_fraction)
     train_rows = use[use["ts_ms"] < split.split_time]
-    tick = _tick_of(recs[0], inst, ct_val, channel)
+    tick = df.attrs["tick_size"]
     info = {
         "target": "passive fill of a limit order at the best price within the horizon",
         "inst": inst, "channel": channel, "side": side, "horizon_s": float(horizon_s),
@@ -173,12 +173,6 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
                          index=pd.Index(["log-loss", "Brier", "ROC AUC"], name="test set"))
     out = df.assign(split=np.where(df["ts_ms"] >= split.split_time, "test", "train"))
     return TrainResult("maker_taker", model, metrics, table, curve, out)
-
-
-def _tick_of(rec: Any, inst: str, ct_val: float | None, channel: str) -> float:
-    meta = rec.manifest.get("instruments", {}).get(inst)
-    t = Instrument.from_metadata(inst, meta, ct_val=ct_val).tick_sz
-    return t if t > 0 else infer_tick(stream_paths(rec, inst, channel=channel).book.price)
 
 
 # -- slippage ---------------------------------------------------------------------------------
