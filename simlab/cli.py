@@ -6,9 +6,10 @@
     simlab serve [--port 0] [--rest-port 0] [--speed K|max] [--checksum off] [--snapshot off]
                  [--recording DIR] [--fault SPEC ...]
     simlab record --inst BTC-USDT,ETH-USDT-SWAP --channels books,trades --out DIR
-                  [--duration 8h] [--rotate 5m] [--ws-url URL] [--rest-url URL]
+                  [--duration 8h] [--rotate 5m] [--ws-url URL] [--rest-url URL] [--stats]
     simlab replay DIR [DIR ...] --inst BTC-USDT --side buy --notional 100 [--fee-tier VIP1]
                   [--order-type limit] [--start T] [--end T] [--json] [--out F.parquet]
+                  [--mode events] [--stats]
     simlab demo [--out DIR] [--seconds 30]
     simlab train maker-taker DIR [DIR ...] --inst BTC-USDT --quantity 0.01 [--horizon 5s]
                  [--side both] [--queue conservative] --out model.json
@@ -97,6 +98,10 @@ def _add_replay(sub) -> None:
     p.add_argument("--maker-taker-model", metavar="F",
                    help="a trained maker/taker model (simlab train maker-taker) for limit "
                    "orders, instead of the queue-share heuristic")
+    p.add_argument("--stats", action="store_true",
+                   help="also print the performance monitor: stage latency percentiles "
+                        "(per stage with --mode events), feed latency per instrument, "
+                        "message rates, CPU, memory and threads")
     p.set_defaults(run=_run_replay)
 
 
@@ -241,11 +246,20 @@ def _run_replay(args: argparse.Namespace) -> int:
                 raise ValueError(f"{args.maker_taker_model}: not a maker/taker model (it is "
                                  f"a {type(model).__name__}); train one with simlab train "
                                  "maker-taker")
-        res, info = price_recording(
-            args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
-            end=args.end, impact=None if args.no_impact else "calibrate", T=args.horizon,
-            N=args.steps, lam=args.risk_aversion, overrides=overrides, ct_val=args.ct_val,
-            model=model)
+        monitor = True
+        if args.stats:
+            from .monitor import Monitor
+
+            monitor = Monitor(interval=0.2).start()
+        try:
+            res, info = price_recording(
+                args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
+                end=args.end, impact=None if args.no_impact else "calibrate", T=args.horizon,
+                N=args.steps, lam=args.risk_aversion, overrides=overrides, ct_val=args.ct_val,
+                model=model, monitor=monitor)
+        finally:
+            if args.stats:
+                monitor.stop()
         if model is not None:
             info["maker_taker_model"] = {"file": args.maker_taker_model,
                                          "features": list(model.features)}
@@ -254,6 +268,9 @@ def _run_replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     summary = res.summary()
     summary["run"] = info
+    if args.stats and res.monitor is not None:
+        summary["monitor"] = {k: v for k, v in res.monitor.summary().items()
+                              if k != "histograms"}
     if args.out:
         if args.every:
             res.sampled(args.every).to_parquet(args.out, index=False, compression="zstd")
@@ -279,6 +296,9 @@ def _run_replay(args: argparse.Namespace) -> int:
             print(f"per-tick table: {args.out}")
         if args.report:
             print(f"report: {args.report}")
+        if args.stats and res.monitor is not None:
+            print()
+            print(res.monitor.format(f"performance ({args.mode} replay)"))
     return EXIT_OK
 
 
@@ -450,6 +470,11 @@ def _add_record(sub) -> None:
     p.add_argument("--client-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a live-client setting (ClientConfig field), e.g. ping_interval=5 "
                         "(repeatable)")
+    p.add_argument("--stats", action="store_true",
+                   help="at the end, also print the performance monitor (stderr): the writer's "
+                        "stage latency percentiles (queue, parse, check, store, write), feed "
+                        "latency per instrument, message rates, CPU, memory and threads (the "
+                        "manifest keeps them either way, under live.monitor)")
     p.set_defaults(run=_run_record)
 
 
@@ -518,8 +543,12 @@ def _run_record(args: argparse.Namespace) -> int:
         result = asyncio.run(main())
     except RecordError as e:
         print(f"simlab record: error: {e}", file=sys.stderr)
+        if args.stats and rec.monitor is not None:
+            print(rec.monitor.format("performance (record)"), file=sys.stderr)
         return EXIT_PROBLEMS
     print(result.summary(), file=sys.stderr)
+    if args.stats and result.monitor is not None:
+        print(result.monitor.format("performance (record)"), file=sys.stderr)
     return EXIT_OK
 
 

@@ -84,19 +84,19 @@ class FrameDecoder:
             return [Notice("malformed", f.arrival, f.recv_ns, channel, inst, str(e)[:200],
                            rec=self.rec)]
         if is_book(msg):
-            return self._book(f, msg, t0)
+            return self._book(f, msg, t0, perf_counter_ns())
         if isinstance(msg, TradeMsg):
             return self._trades(f, msg)
         self.counts["other"] += 1
         return []
 
-    def _book(self, f: RawFrame, msg: Any, t0: int) -> list[Event]:
+    def _book(self, f: RawFrame, msg: Any, t0: int, tp: int) -> list[Event]:
         problems = self.checker.apply(msg, f.arrival, rest=f.conn == REST_CONN)
         sync = self.checker.syncs[(msg.channel, msg.inst_id)]
         t1 = perf_counter_ns()
         self.counts["book"] += 1
         tick = BookTick(f.arrival, f.recv_ns, msg.ts, msg.channel, msg.inst_id, sync.book,
-                        sync.valid, msg.action == "snapshot", t1 - t0, self.rec)
+                        sync.valid, msg.action == "snapshot", t1 - t0, self.rec, tp - t0)
         if not problems:
             return [tick]
         out: list[Event] = [Notice(p["kind"], f.arrival, f.recv_ns, p["channel"], p["inst"],

@@ -24,7 +24,8 @@ class BookTick:
     callback, it changes with the next tick. ``valid`` is False while the book is unknown
     (before the first snapshot, after a gap or a failed checksum until the next snapshot);
     a consumer must not price off an invalid book. ``decode_ns`` is the time spent parsing
-    the frame and applying it to the book (a latency stage; 0 when not measured).
+    the frame and applying it to the book, ``parse_ns`` the parsing part of it (latency
+    stages; 0 when not measured).
 
     >>> from simlab.book import L2Book
     >>> b = L2Book("X"); b.apply_snapshot([["99", "1"]], [["101", "2"]])
@@ -43,6 +44,7 @@ class BookTick:
     snapshot: bool
     decode_ns: int = 0
     rec: int = 0
+    parse_ns: int = 0
 
     kind = "book"
 

@@ -53,7 +53,8 @@ class CostConstants:
 
 def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual,
                walk_quote: Dual, remaining: Dual, c: CostConstants,
-               features: dict[str, Dual] | None = None) -> dict[str, Any]:
+               features: dict[str, Dual] | None = None,
+               maker_prob: Dual | None = None) -> dict[str, Any]:
     """Costs at one tick (floats) or many (arrays); the walk is in the book's size units.
 
     ``features``: the maker/taker model's inputs when it reads more than the touch (a
@@ -80,9 +81,8 @@ def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual
     avg = div(fq, fb)
     cross = ((avg - mid) if c.buy else (mid - avg)) * fb
     if c.limit:
-        own, opp = (bid_sz, ask_sz) if c.buy else (ask_sz, bid_sz)
-        p = (c.model.predict(own_best_size=own, opp_best_size=opp, order_size=walk_base)
-             if features is None else c.model.predict(**features))
+        p = (maker_probability(bid_sz, ask_sz, walk_base, c, features) if maker_prob is None
+             else maker_prob)
         slip = p * ((bid - ask) * 0.5 * fb) + (1.0 - p) * cross
     else:
         p = mid * 0.0  # 0, NaN where there is no book
@@ -109,6 +109,23 @@ def tick_costs(bid: Dual, ask: Dual, bid_sz: Dual, ask_sz: Dual, walk_base: Dual
         "net_quote": net,
         "net_bps": div(net, ref) * 1e4,
     }
+
+
+def maker_probability(bid_sz: Dual, ask_sz: Dual, walk_base: Dual, c: CostConstants,
+                      features: dict[str, Dual] | None = None) -> Dual:
+    """The maker/taker model's fill probability for a limit order: from ``features`` when
+    given, else from the touch (our side's and the opposite best size, the order's size).
+
+    >>> from simlab.models.maker_taker import QueueShareModel
+    >>> c = CostConstants(True, True, 1.0, FeeRates(maker=0.0002, taker=0.0005), 0.0,
+    ...                   QueueShareModel(), 1.0)
+    >>> 0.0 < maker_probability(3.0, 1.0, 1.0, c) < 1.0
+    True
+    """
+    own, opp = (bid_sz, ask_sz) if c.buy else (ask_sz, bid_sz)
+    if features is None:
+        return c.model.predict(own_best_size=own, opp_best_size=opp, order_size=walk_base)
+    return c.model.predict(**features)
 
 
 def _div_float(a: float, b: float) -> float:

@@ -37,16 +37,24 @@ from simlab.models.fill_features import FILL_FEATURES, FeatureParams, FillFeatur
 from simlab.models.fill_labels import BookPath
 from simlab.models.impact import ACParams, cost_coefficients
 from simlab.models.maker_taker import MakerTakerModel, QueueShareModel
+from simlab.monitor import Monitor
 
-from .costs import COST_COLUMNS, CostConstants, tick_costs
+from .costs import COST_COLUMNS, CostConstants, maker_probability, tick_costs
 from .fill_dataset import TRADES_CHANNEL, StreamPaths, run_features, trade_path
 from .order import Instrument, OrderSpec
 
 #: Columns of the per-tick result table, in order.
 RESULT_COLUMNS = ("rec", "arrival", "recv_ns", "ts_ms", "best_bid", "best_ask", "bid_size",
                   "ask_size", *COST_COLUMNS)
-#: Latency stages, in ns per tick.
+#: Latency stages of :attr:`CostResult.latency`, in ns per tick.
 STAGES = ("decode", "walk", "models", "total")
+#: The finer stages the monitor keeps (:attr:`CostPipeline.monitor`): ``decode`` is ``parse``
+#: + ``apply``; ``models`` is ``features`` (history features, for a model that reads them)
+#: + ``maker_taker`` (the model's prediction, limit orders) + ``costs`` (slippage, fee and
+#: impact formulas).
+MONITOR_STAGES = ("parse", "apply", "walk", "features", "maker_taker", "costs", "total")
+#: Priced ticks between two hand-overs of the latencies to the monitor.
+_MONITOR_EVERY = 4096
 #: Maker/taker model inputs read straight off the book at the tick.
 TOUCH_FEATURES = ("own_best_size", "opp_best_size", "order_size")
 
@@ -85,6 +93,7 @@ class CostResult:
     counts: dict[str, Any] = field(default_factory=dict)
     batch_latency: dict[str, float] | None = None
     mode: str = "events"
+    monitor: Monitor | None = None
 
     def summary(self) -> dict[str, Any]:
         """Means and percentiles of the costs, maker probability and latency."""
@@ -122,7 +131,11 @@ class CostPipeline:
     (base units, quote currency, seconds); None prices no impact. ``model``: the
     maker/taker model for limit orders (default :class:`QueueShareModel`, a documented
     heuristic until a trained one is loaded). ``instrument``: contract terms; by default
-    from ``metadata`` (a source's or recording's instrument metadata).
+    from ``metadata`` (a source's or recording's instrument metadata). ``monitor``: a
+    :class:`~simlab.monitor.Monitor` that receives the stage latencies
+    (:data:`MONITOR_STAGES`), the feed latency and the message counts of every event; True
+    (the default) makes one per run without resource sampling, False records none. Its
+    cost is a list append per tick and event (see ``python -m benchmarks --only monitor``).
 
     >>> from simlab.feed.replay import ReplaySource
     >>> p = CostPipeline(OrderSpec("BTC-USDT", "buy", 100.0))      # doctest: +SKIP
@@ -133,7 +146,8 @@ class CostPipeline:
     def __init__(self, order: OrderSpec, *, channel: str = "books",
                  impact: ACParams | None = None, model: MakerTakerModel | None = None,
                  instrument: Instrument | None = None,
-                 metadata: dict[str, dict[str, Any]] | None = None) -> None:
+                 metadata: dict[str, dict[str, Any]] | None = None,
+                 monitor: Monitor | bool = True) -> None:
         if not isinstance(order, OrderSpec):
             raise TypeError(f"order must be an OrderSpec, got {type(order).__name__}")
         self.order = order
@@ -161,6 +175,11 @@ class CostPipeline:
         self.feature_params = model_feature_params(self.model) if self.history else None
         self._only_fill = all(f in FILL_FEATURES for f in feats)
         self.tick_size = self._tick_size() if self.history else math.nan
+        if not isinstance(monitor, Monitor | bool):
+            raise TypeError(f"monitor must be a simlab.monitor.Monitor or a bool, got "
+                            f"{type(monitor).__name__}")
+        self._own_monitor = monitor is True
+        self.monitor: Monitor | None = monitor if isinstance(monitor, Monitor) else None
         self.reset()
 
     def _tick_size(self) -> float:
@@ -188,7 +207,11 @@ class CostPipeline:
     def reset(self) -> None:
         """Forget the ticks priced so far."""
         self._rows: list[tuple] = []
-        self._lat: list[tuple[int, int, int, int]] = []
+        self._lat: list[tuple[int, ...]] = []  # MONITOR_STAGES per tick, -1: did not run
+        self._mon_at = 0
+        if self._own_monitor:
+            self.monitor = Monitor(resources=False)
+        self._observe = self.monitor.observe if self.monitor is not None else None
         self.counts: dict[str, int] = {"book_ticks": 0, "invalid": 0, "priced": 0,
                                        "other_streams": 0}
         self.state = (FillFeatureState(self.feature_params, tick_size=self.tick_size)
@@ -204,14 +227,21 @@ class CostPipeline:
             st = self.state = FillFeatureState(self.feature_params, tick_size=self.tick_size)
             self._rec = ev.rec
         if ev.kind != "book":
+            if self._observe is not None:
+                self._observe(ev)
             if st is not None and ev.kind == "trade" and ev.inst == self.order.inst:
                 st.on_trade(ev.ts_ms, ev.price, ev.size, ev.side == "buy")
             return None
         if ev.inst != self.order.inst or ev.channel != self.channel:
+            if self._observe is not None:
+                self._observe(ev)
             self.counts["other_streams"] += 1
             return None
         self.counts["book_ticks"] += 1
         if not ev.valid:
+            # priced ticks reach the monitor in batches (flush_monitor), these one by one
+            if self._observe is not None:
+                self._observe(ev)
             self.counts["invalid"] += 1
             if st is not None:
                 st.on_invalid()
@@ -220,8 +250,10 @@ class CostPipeline:
         o = self.walk_order
         bid, bsz, ask, asz, gb, gq, rem = ev.book.touch_walk(o.buy, o.amount, o.quote)
         t1 = perf_counter_ns()
+        consts = self.consts
         if st is None:
-            c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, self.consts)
+            tf = t1
+            feats = None
         else:
             n = self.feature_params.depth_levels
             if ev.snapshot:
@@ -232,14 +264,24 @@ class CostPipeline:
             f = st.features(ev.ts_ms, o.buy,
                             o.amount / (bid if o.buy else ask) if o.quote else o.amount)
             own, opp = (bsz, asz) if o.buy else (asz, bsz)
-            c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, self.consts,
-                           self._inputs(f, own, opp, gb))
+            feats = self._inputs(f, own, opp, gb)
+            tf = perf_counter_ns()
+        if consts.limit:
+            p = maker_probability(bsz, asz, gb, consts, feats)
+            tm = perf_counter_ns()
+        else:
+            p, tm = None, tf
+        c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, consts, feats, p)
         t2 = perf_counter_ns()
         row = (ev.rec, ev.arrival, ev.recv_ns, ev.ts_ms, bid, ask, bsz, asz,
                *(c[k] for k in COST_COLUMNS))
         self._rows.append(row)
         self.counts["priced"] += 1
-        self._lat.append((ev.decode_ns, t1 - t0, t2 - t1, ev.decode_ns + t2 - t0))
+        parse = ev.parse_ns
+        self._lat.append((parse, ev.decode_ns - parse, t1 - t0, -1 if st is None else tf - t1,
+                          tm - tf if consts.limit else -1, t2 - tm, ev.decode_ns + t2 - t0))
+        if self.monitor is not None and len(self._lat) - self._mon_at >= _MONITOR_EVERY:
+            self.flush_monitor()
         return dict(zip(RESULT_COLUMNS, row, strict=True))
 
     def run(self, source: Any) -> CostResult:
@@ -258,12 +300,34 @@ class CostPipeline:
             on(ev)
         return self.result()
 
+    def flush_monitor(self) -> Monitor | None:
+        """Hand the latencies measured since the last call to :attr:`monitor` (done every
+        few thousand ticks and by :meth:`result`); returns the monitor, up to date."""
+        m = self.monitor
+        if m is not None:
+            if len(self._lat) > self._mon_at:
+                m.add_rows(MONITOR_STAGES, self._lat[self._mon_at:])
+                m.observe_rows("book", self.channel, self.order.inst,
+                               self._rows[self._mon_at:], 2, 3)
+                self._mon_at = len(self._lat)
+            m.flush()
+        return m
+
+    def latency_table(self) -> pd.DataFrame:
+        """The per-tick latencies of :data:`STAGES` (ns): ``decode`` = parse + apply,
+        ``models`` = features + maker/taker + cost formulas."""
+        a = np.asarray(self._lat, dtype=np.int64).reshape(-1, len(MONITOR_STAGES))
+        pos = np.maximum(a, 0)
+        cols = {"decode_ns": pos[:, 0] + pos[:, 1], "walk_ns": a[:, 2],
+                "models_ns": pos[:, 3] + pos[:, 4] + pos[:, 5], "total_ns": a[:, 6]}
+        return pd.DataFrame(cols, columns=[f"{s}_ns" for s in STAGES], dtype="int64")
+
     def result(self) -> CostResult:
         """The ticks priced so far as a :class:`CostResult`."""
         table = _table(self._rows)
-        lat = pd.DataFrame(self._lat, columns=[f"{s}_ns" for s in STAGES], dtype="int64")
-        return CostResult(self.order, self.instrument, self.impact, table, lat,
-                          dict(self.counts), mode="events")
+        return CostResult(self.order, self.instrument, self.impact, table,
+                          self.latency_table(), dict(self.counts), mode="events",
+                          monitor=self.flush_monitor())
 
     # -- columnar -----------------------------------------------------------------------------
     def run_recording(self, recordings: Any, *, start: Any = None, end: Any = None,
@@ -272,6 +336,9 @@ class CostPipeline:
         empty book), rebuilding the book from the ``levels`` table in compiled code."""
         recs = open_recordings(recordings)
         start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+        if self._own_monitor:
+            self.monitor = Monitor(resources=False)
+        mon = self.monitor
         parts, stages = [], dict.fromkeys(("read", "walk", "models"), 0)
         counts = {"book_ticks": 0, "invalid": 0, "priced": 0, "streams": []}
         for i, rec in enumerate(recs):
@@ -279,6 +346,10 @@ class CostPipeline:
             m = book_messages(rec, self.channel, self.order.inst, start=start_ns, end=end_ns,
                               validity=validity)
             t1 = perf_counter_ns()
+            if mon is not None:
+                sel = m.emit
+                mon.observe_arrays("book", self.channel, self.order.inst, m.recv_ns[sel],
+                                   m.ts_ms[sel])
             emit = m.emit & m.valid
             b = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
                               m.size, n_streams=1, orders=[self.walk_order], emit=emit,
@@ -318,9 +389,11 @@ class CostPipeline:
         batch["total_ns_per_tick"] = sum(stages.values()) / n
         batch["ticks_per_s"] = counts["priced"] / (sum(stages.values()) / 1e9) if sum(
             stages.values()) else math.nan
+        if mon is not None:
+            mon.flush()
         return CostResult(self.order, self.instrument, self.impact, table,
                           pd.DataFrame(columns=[f"{s}_ns" for s in STAGES], dtype="int64"),
-                          counts, batch, mode="columnar")
+                          counts, batch, mode="columnar", monitor=mon)
 
 
     def _columnar_features(self, rec: Any, m: Any, b: Any, size: np.ndarray,

@@ -67,12 +67,14 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
                     channel: str = "books", start: Any = None, end: Any = None,
                     impact: ACParams | str | None = "calibrate", T: float = 60.0,
                     N: int = 60, lam: float = 1e-6, overrides: dict | None = None,
-                    model: Any = None, ct_val: float | None = None
-                    ) -> tuple[CostResult, dict[str, Any]]:
+                    model: Any = None, ct_val: float | None = None,
+                    monitor: Any = True) -> tuple[CostResult, dict[str, Any]]:
     """Price ``order`` at every valid tick of the recording(s).
 
     ``impact``: ACParams, None (no impact) or ``"calibrate"`` (from the first recording,
-    see :func:`impact_params`). Returns the result and a dict of what was used.
+    see :func:`impact_params`). ``monitor``: passed to :class:`CostPipeline` (a started
+    :class:`simlab.monitor.Monitor` also samples CPU and memory over the run). Returns the
+    result and a dict of what was used.
 
     >>> r, info = price_recording("rec", OrderSpec("BTC-USDT", "buy", 100.0))  # doctest: +SKIP
     >>> r.summary()["costs"]["net_bps"]["mean"]                               # doctest: +SKIP
@@ -95,6 +97,7 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
         impact, how = impact_params(recs, order, T=T, N=N, lam=lam, channel=channel,
                                     overrides=overrides, instrument=instrument)
         info["impact_provenance"] = how
-    p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument)
+    p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument,
+                     monitor=monitor)
     return (p.run_recording(recs, start=start, end=end) if mode == "columnar"
             else p.run(events)), info
