@@ -11,7 +11,7 @@ import heapq
 import re
 from collections.abc import Collection, Iterator
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +22,10 @@ from pyarrow.fs import FileSystem, FileType
 from simlab.okx.frames import RawFrame
 
 from .manifest import RecordingError, join_path, read_manifest
-from .schema import LEVELS, RAW, SCHEMAS, TRADES
+from .schema import LEVELS, MANIFEST, RAW, SCHEMAS, TRADES
+
+if TYPE_CHECKING:
+    from simlab.monitor import Monitor
 
 _BATCH_ROWS = 4096
 
@@ -76,6 +79,25 @@ class Recording:
     @property
     def wire_format(self) -> str:
         return self.manifest.get("wire_format", "okx-ws")
+
+    def monitor(self) -> Monitor | None:
+        """The live recorder's performance monitor as it was at the last rotation (manifest
+        ``live.monitor``: stage latencies, feed latency, message rates, resource use), a
+        read-only :class:`simlab.monitor.Monitor` to tabulate or plot; None for a recording
+        without one (imported, or recorded without a monitor).
+
+        >>> Recording("rec").monitor().latency_frame()              # doctest: +SKIP
+        """
+        summary = (self.manifest.get("live") or {}).get("monitor")
+        if summary is None:
+            return None
+        from simlab.monitor import Monitor
+
+        try:
+            return Monitor.from_summary(summary)
+        except ValueError as e:
+            raise RecordingError(f"{self._where(MANIFEST)}: unreadable live.monitor "
+                                 f"({e})") from None
 
     def files(self, dataset: str, channel: str | Collection[str] | None = None,
               inst: str | Collection[str] | None = None) -> list[dict[str, Any]]:

@@ -16,7 +16,13 @@ that name client arrivals are translated to the recording's.
 A write error (a full disk) stops the recording: the files closed before stay intact and
 listed, the current rotation is removed, and :class:`RecordError` names the directory and
 what could not be written. The log goes to ``DIR/record.log`` (``logging``; ignored by
-``simlab verify``'s stray-file check). See ``docs/recording-format.md``, "Live recording".
+``simlab verify``'s stray-file check).
+
+A :class:`~simlab.monitor.Monitor` (on by default) times the writer thread's stages per frame
+(``queue``: waiting in the queue, ``parse``, ``check``, ``store``; ``write`` per Parquet
+write), the feed latency and message counts per stream, and the process's CPU, RSS and
+threads; its summary goes to the manifest (``live.monitor``) at every rotation and at the
+end. See ``docs/recording-format.md``, "Live recording".
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import contextlib
 import importlib.abc
 import logging
 import logging.handlers
+import math
 import os
 import queue
 import shutil
@@ -42,6 +49,7 @@ import psutil
 
 from simlab import __version__
 from simlab.book import L2Book
+from simlab.monitor import Monitor
 from simlab.okx.client import ClientEvent, OkxClient
 from simlab.okx.frames import RawFrame
 
@@ -83,6 +91,8 @@ class RecordResult:
     disconnects: int = 0
     missing_s: float = 0.0
     per_stream: dict[str, int] = field(default_factory=dict)
+    #: The recorder's performance monitor (None when it ran without one).
+    monitor: Monitor | None = field(default=None, repr=False)
 
     def summary(self) -> str:
         return (f"recorded {self.frames:,} frames in {self.path} ({self.elapsed_s:.1f} s, "
@@ -201,7 +211,12 @@ class Recorder:
     numbered as in the recording (e.g. a :class:`simlab.feed.live.FrameTap` pricing each tick
     live); an exception in it is logged and never stops the recording. ``metadata``: fetch the
     instruments' metadata (tick size, contract value ...) from the REST API at start and
-    keep it in the manifest. Other keywords are
+    keep it in the manifest. ``monitor``: True (default) for a
+    :class:`~simlab.monitor.Monitor` of the writer thread's stages, the feed and the
+    process's resources (sampled every ``status_interval`` s) kept in the manifest
+    (``live.monitor``) and in :attr:`monitor`; a Monitor of your own to fill (started, and
+    stopped at the end, only if it was not running); False for none. The writer thread
+    fills it: read it once :meth:`run` has returned (or from the manifest). Other keywords are
     :class:`~simlab.okx.client.ClientConfig` fields (``ws_url``, ``rest_url``, timeouts...).
 
     >>> async def main():                                               # doctest: +SKIP
@@ -216,7 +231,8 @@ class Recorder:
                  flush_rows: int = 10_000, flush_bytes: int = 8 << 20,
                  status: TextIO | bool | None = False, status_interval: float = 1.0,
                  console: bool = False, tap: Callable[[RawFrame], Any] | None = None,
-                 metadata: bool = True, **client_options: Any) -> None:
+                 metadata: bool = True, monitor: Monitor | bool = True,
+                 **client_options: Any) -> None:
         self.out = Path(out)
         self.subscriptions = [(str(c), str(i)) for c, i in subscriptions]
         if not self.subscriptions:
@@ -227,6 +243,15 @@ class Recorder:
             raise ValueError(f"rotate must be > 0 seconds, got {rotate}")
         if queue_frames < 1 or queue_bytes < 1:
             raise ValueError("queue_frames and queue_bytes must be >= 1")
+        if not isinstance(monitor, Monitor | bool):
+            raise TypeError(f"monitor must be a simlab.monitor.Monitor or a bool, got "
+                            f"{type(monitor).__name__}")
+        if monitor is True:
+            # binning in larger batches: fewer numpy calls per frame on the writer thread
+            monitor = Monitor(interval=status_interval if status_interval > 0 else 1.0,
+                              flush_every=16_384)
+        self.monitor: Monitor | None = monitor if isinstance(monitor, Monitor) else None
+        self._monitor_started = False
         self.duration, self.rotate = duration, float(rotate)
         self.flush_rows, self.flush_bytes = flush_rows, flush_bytes
         self.status_interval = status_interval
@@ -354,6 +379,8 @@ class Recorder:
             if self._thread is not None and self._thread.is_alive():
                 self.q.put(("close", self._stop_reason or "interrupted"))
                 await asyncio.to_thread(self._thread.join, 60)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop_monitor()  # done by the writer thread unless it failed early
             self._close_logging()
         if self._error is not None:
             raise RecordError(self._error_msg) from self._error
@@ -371,12 +398,18 @@ class Recorder:
                   "recv_time": "local clock (time.time_ns) when the client read the frame"}
         self.writer = RecordingWriter(self.out, source, flush_rows=self.flush_rows,
                                       flush_bytes=self.flush_bytes, check_books=True,
-                                      rotating=True)
+                                      rotating=True, monitor=self.monitor)
+        if self.monitor is not None:
+            self.writer.manifest_hook = self._monitor_to_manifest
         self._recorder_info = {"started": utc_now(), "stopped": None, "stop_reason": None,
                                "rotate_s": self.rotate, "rotations": 0, "log": RECORD_LOG,
                                "queue": {"max_frames": self.q.max_frames,
                                          "max_bytes": self.q.max_bytes}}
         self._open_logging()
+        mon = self.monitor
+        if mon is not None and (mon.resources is None or not mon.resources.running):
+            mon.start()
+            self._monitor_started = True
         self._thread = threading.Thread(target=self._write_loop, name="record-writer",
                                         daemon=True)
         self._thread.start()
@@ -445,7 +478,8 @@ class Recorder:
                             self.rotations, self.files, self.bytes,
                             round(time.monotonic() - self._t0, 3), self._stop_reason,
                             s["breaks"], s["disconnects"], s["missing_s"],
-                            {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())})
+                            {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())},
+                            self.monitor)
 
     # -- loop side: client -> queue ---------------------------------------------------------
     async def _consume(self, client: OkxClient) -> None:
@@ -586,11 +620,15 @@ class Recorder:
     # -- writer thread ----------------------------------------------------------------------
     def _write_loop(self) -> None:
         w = self.writer
+        waits = w.queue_times  # None without a monitor
+        now = time.time_ns
         try:
             while True:
                 for item in self.q.take():
                     t = type(item)
                     if t is RawFrame:
+                        if waits is not None:
+                            waits.append(now() - item.recv_ns)
                         w.add_frame(item)
                     elif t is dict:
                         self._account(self.feedlog.event, item)
@@ -623,6 +661,23 @@ class Recorder:
                     rss_peak=self.rss_peak)
         return {"recorder": info, **self.feedlog.section()}
 
+    def _monitor_to_manifest(self, manifest: dict[str, Any]) -> None:
+        """The writer's manifest hook: the monitor's summary into ``live.monitor``, just
+        before the manifest is written (so it includes the rotation's own write)."""
+        live = manifest.get("live")
+        if not isinstance(live, dict) or self.monitor is None:
+            return
+        try:
+            self.writer.flush_monitor()
+            live["monitor"] = json_safe(self.monitor.summary())
+        except Exception:  # the recording matters more than its statistics
+            log.exception("could not summarise the performance monitor")
+
+    def _stop_monitor(self) -> None:
+        if self._monitor_started:
+            self._monitor_started = False
+            self.monitor.stop()
+
     def _rotate(self) -> None:
         w = self.writer
         w.manifest["live"] = self._live()
@@ -640,6 +695,7 @@ class Recorder:
         w = self.writer
         self._recorder_info.update(stopped=utc_now(), stop_reason=reason)
         self.rotations += 1
+        self._stop_monitor()  # a last resource sample, before the summary
         w.manifest["live"] = self._live()
         before = len(w.manifest["files"])
         w.close()
@@ -660,11 +716,30 @@ class Recorder:
                            f"are intact and listed in {self.out / 'manifest.json'}")
         log.error("%s", self._error_msg)
         self._recorder_info.update(stopped=utc_now(), stop_reason=f"error: {e}")
+        with contextlib.suppress(Exception):
+            self._stop_monitor()
         w.manifest["live"] = self._live()
         w.abort(f"{type(e).__name__}: {e}")
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop may be closing
                 self._loop.call_soon_threadsafe(self.stop, f"write error: {e}")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: ``json.dumps`` would write
+    them as ``NaN``/``Infinity``, which is not JSON (the manifest must stay readable by any
+    JSON parser). Dicts and lists are copied; other values are kept as they are.
+
+    >>> json_safe({"p50": float("nan"), "n": [1, 2.5, float("inf")]})
+    {'p50': None, 'n': [1, 2.5, None]}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 class _NoPandas(importlib.abc.MetaPathFinder):

@@ -24,8 +24,10 @@ import logging
 import os
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -56,6 +58,9 @@ from .schema import (
 )
 from .verify import BookChecker
 
+if TYPE_CHECKING:
+    from simlab.monitor import Monitor
+
 log = logging.getLogger("simlab.store")
 
 #: Manifest limits: a recording of a broken feed must not grow an unbounded manifest.
@@ -64,8 +69,15 @@ MAX_EXAMPLES = 20
 MAX_REASONS = 100
 _LOGGED_MALFORMED = 20
 _I64 = 2**63
+#: The stages a monitored writer times (``RecordingWriter(monitor=...)``), in order.
+MONITOR_STAGES = ("queue", "parse", "check", "store", "write")
+#: Frames whose stage times are buffered before they are handed to the monitor.
+_MONITOR_EVERY = 8192
 
 Key = tuple[str, str, str]  # channel, inst, date
+#: Frames of no stream (not counted per stream by a monitor, as not in the manifest's
+#: ``channels``).
+_NOT_STREAMS = frozenset(("malformed", "event", "pong"))
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
@@ -82,6 +94,36 @@ def write_parquet(path: Path, table: pa.Table) -> None:
 def _dict_columns(table: pa.Table) -> list[str]:
     # Dictionary-encoding unique payloads only costs time; repeated strings gain from it.
     return [f.name for f in table.schema if f.name not in ("payload", "arrival", "recv_ns")]
+
+
+class _MonitorBuffer:
+    """What a monitored writer measured since it last handed it to its monitor: plain lists
+    of ints (no container allocated per frame: that would wake the garbage collector more
+    often, which costs more than the measuring) and, per partition, receive and exchange
+    times."""
+
+    __slots__ = ("check", "parse", "queue", "store", "streams", "write")
+
+    def __init__(self) -> None:
+        self.queue: list[int] = []
+        self.parse: list[int] = []
+        self.check: list[int] = []
+        self.store: list[int] = []
+        self.write: list[int] = []
+        # (channel, inst, date) -> (kind, receive ns, exchange ms or -1)
+        self.streams: dict[Key, tuple[str, list[int], list[int]]] = {}
+
+    def hand_over(self, m: Monitor) -> None:
+        for name in MONITOR_STAGES:
+            values = getattr(self, name)
+            if values:
+                m.add_many(name, values)
+                values.clear()
+        for (channel, inst, _), (kind, recv, ts) in self.streams.items():
+            if recv:
+                m.observe_arrays(kind, channel, inst, recv, ts)
+                recv.clear()
+                ts.clear()
 
 
 class PartFile:
@@ -312,6 +354,17 @@ class RecordingWriter:
     ``"okx-l2-history"`` lines). With ``check_books`` (default) every book stream is
     rebuilt while writing, so gaps and checksum failures are recorded in the manifest.
 
+    ``monitor`` (a :class:`simlab.monitor.Monitor`): time the stages of every frame, ``parse``
+    (normalising it; frames given already normalised have none), ``check`` (the book
+    checker's sequence and checksum check: book frames only) and ``store`` (appending to
+    the buffers and counting), ``queue`` when the caller says how long frames waited
+    before they got here (appending ns to :attr:`queue_times`), and ``write`` (each call
+    that writes Parquet: a flush of buffered rows, or a rotation's sealing of its files,
+    fsync and renames included); and count every data frame of a stream with its receive
+    and exchange times (feed latency, message rates). All of it is buffered in plain lists
+    and handed to the monitor every few thousand frames and by :meth:`flush_monitor`.
+    ``manifest_hook``, if set, is called with the manifest just before every write of it.
+
     >>> with RecordingWriter("rec", source={"importer": "demo"}) as w:  # doctest: +SKIP
     ...     w.add(b'{"event":"subscribe","arg":{"channel":"books","instId":"X"}}', 10**18)
     0
@@ -320,7 +373,7 @@ class RecordingWriter:
     def __init__(self, path: str | Path, source: dict[str, Any] | None = None, *,
                  flush_rows: int = 100_000, flush_bytes: int = 64 << 20,
                  wire_format: str = WIRE_WS, check_books: bool = True,
-                 rotating: bool = False):
+                 rotating: bool = False, monitor: Monitor | None = None):
         self.path = Path(path)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise RecordingError(f"{self.path}: already exists and is not an empty directory; "
@@ -341,6 +394,13 @@ class RecordingWriter:
         self._channels: dict[str, Counter] = {}
         self._control: Counter = Counter()
         self._saved: dict[str, Any] = {}
+        self.monitor = monitor
+        # None: not monitored (the hot path tests this once per frame)
+        self._mon = _MonitorBuffer() if monitor is not None else None
+        #: With a monitor: a list to append how long each frame waited before it was added
+        #: (ns; e.g. in the recorder's queue), kept as the ``queue`` stage; else None.
+        self.queue_times: list[int] | None = self._mon.queue if self._mon is not None else None
+        self.manifest_hook: Callable[[dict[str, Any]], None] | None = None
         self._checkpoint()
         write_manifest(self.path, self.manifest)
 
@@ -363,7 +423,14 @@ class RecordingWriter:
     def add(self, payload: bytes, recv_ns: int, conn: int = 0) -> int:
         """Record one raw frame received at ``recv_ns`` (ns since the epoch, local clock);
         returns its arrival number (0, 1, 2 ... over the whole recording)."""
-        return self.add_normalized(payload, normalize(payload, self.wire_format), recv_ns, conn)
+        mb = self._mon
+        if mb is None:
+            return self.add_normalized(payload, normalize(payload, self.wire_format), recv_ns,
+                                       conn)
+        t = perf_counter_ns()
+        norm = normalize(payload, self.wire_format)
+        mb.parse.append(perf_counter_ns() - t)
+        return self.add_normalized(payload, norm, recv_ns, conn)
 
     def add_frame(self, frame: RawFrame) -> int:
         """Record a :class:`~simlab.okx.frames.RawFrame` as the live client yields it (a REST
@@ -373,8 +440,15 @@ class RecordingWriter:
         >>> w.add_frame(RawFrame(0, 10**18, 0, "_event", "_none", b"pong"))  # doctest: +SKIP
         0
         """
+        mb = self._mon
+        if mb is None:
+            norm = normalize_raw(frame.payload, frame.conn, frame.channel, frame.inst,
+                                 self.wire_format)
+            return self.add_normalized(frame.payload, norm, frame.recv_ns, frame.conn)
+        t = perf_counter_ns()
         norm = normalize_raw(frame.payload, frame.conn, frame.channel, frame.inst,
                              self.wire_format)
+        mb.parse.append(perf_counter_ns() - t)
         return self.add_normalized(frame.payload, norm, frame.recv_ns, frame.conn)
 
     def add_normalized(self, payload: bytes, norm: Normalized, recv_ns: int,
@@ -392,6 +466,8 @@ class RecordingWriter:
         if not (isinstance(conn, int) and REST_CONN <= conn < 2**31):
             raise ValueError(f"conn must be a non-negative int32 (or {REST_CONN} for a REST "
                              f"snapshot), got {conn!r}")
+        mb = self._mon
+        t0 = perf_counter_ns() if mb is not None else 0
         a = self._arrival
         self._arrival += 1
         channel, inst = partition_of(norm)
@@ -404,13 +480,37 @@ class RecordingWriter:
         if norm.rows is not None and norm.kind != "malformed":
             self.buffers[norm.table].extend(key, a, recv_ns, norm.rows)
         self._count(norm, channel, inst, a, recv_ns)
+        if mb is not None:
+            t1 = perf_counter_ns()
+            mb.store.append(t1 - t0)
         if self.checker is not None and norm.msg is not None and is_book(norm.msg):
             for ev in self.checker.apply(norm.msg, a, rest=conn == REST_CONN):
                 self._event(ev)
+            if mb is not None:
+                mb.check.append(perf_counter_ns() - t1)
+        if mb is not None:
+            if norm.kind not in _NOT_STREAMS:
+                st = mb.streams.get(key)
+                if st is None:
+                    st = mb.streams[key] = (norm.kind, [], [])
+                st[1].append(recv_ns)
+                st[2].append(-1 if norm.ts_ms is None else norm.ts_ms)
+            if len(mb.store) >= _MONITOR_EVERY:
+                mb.hand_over(self.monitor)
         if (sum(b.rows for b in self.buffers.values()) >= self.flush_rows
                 or self._bytes >= self.flush_bytes):
+            t = perf_counter_ns() if mb is not None else 0
             self._write_some() if self.rotating else self.flush()
+            if mb is not None:
+                mb.write.append(perf_counter_ns() - t)
         return a
+
+    def flush_monitor(self) -> Monitor | None:
+        """Hand the stage times measured since the last call to :attr:`monitor` (done every
+        few thousand frames; call it before reading the monitor); returns the monitor."""
+        if self._mon is not None:
+            self._mon.hand_over(self.monitor)
+        return self.monitor
 
     #: Rotating: row groups the open part files may hold before the largest are finished.
     MAX_OPEN_ROW_GROUPS = 1000
@@ -535,6 +635,8 @@ class RecordingWriter:
         m["control"] = dict(sorted(self._control.items()))
         if self.checker is not None:
             m["integrity"] = self.checker.summary()
+        if self.manifest_hook is not None:
+            self.manifest_hook(m)
         write_manifest(self.path, m)
 
     def rotate(self) -> list[dict[str, Any]]:
@@ -553,6 +655,7 @@ class RecordingWriter:
         if self._closed:
             raise RecordingError(f"{self.path}: writer is closed")
         entries: list[dict[str, Any]] = []
+        t = perf_counter_ns()
         try:
             for buf in self.buffers.values():
                 entries += buf.seal()
@@ -561,6 +664,8 @@ class RecordingWriter:
             for e in entries:
                 m["rows"][e["dataset"]] += e["rows"]
             self._bytes = 0
+            if self._mon is not None:
+                self._mon.write.append(perf_counter_ns() - t)
             self._sync_manifest()
         except BaseException as e:
             self._fail_rotation(e, entries)
