@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SAMPLE = ROOT / "data" / "sample"
 NAMES = ["01_record_and_replay", "02_impact_explorer", "03_maker_taker",
-         "04_parameter_sweeps", "05_live_dashboard"]
+         "04_parameter_sweeps", "05_live_dashboard", "06_performance_monitor"]
 #: Short settings for the executed runs (on top of DATA = the sample). The others are the
 #: notebooks' defaults, which are already quick on the sample.
 PARAMETERS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from simlab.widgets import ImpactExplorer, Pacer, TradeSimulator
 from simlab.widgets.estimate import estimate_impact
 
 INSTS = ["BTC-USDT", "ETH-USDT"]
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 YEAR_S = 365 * 86_400
 
 
@@ -337,6 +339,142 @@ def test_bad_constructor_arguments():
         TradeSimulator(lambda: None, instruments=[])
 
 
+# -- the performance panel (issue 9) -------------------------------------------------------
+
+
+def panel_number(sim, key):
+    """What the widget ``simlab-out-<key>`` shows, as a number (NaN for ``-``)."""
+    text = sim.perf_widgets[key].value
+    assert f"simlab-out-{key}" in sim.perf_widgets[key]._dom_classes
+    return math.nan if text == "-" else float(text)
+
+
+@pytest.fixture(scope="module")
+def sample_sim():
+    """data/sample replayed through the dashboard to the end (calibrated impact)."""
+    sim = TradeSimulator.from_recording(SAMPLE, speed=10.0, charts=False)
+    sim.run_events(10**9)
+    return sim
+
+
+def test_performance_panel_shows_the_monitors_summary(sample_sim):
+    sim = sample_sim
+    assert sim.state == "ended"
+    s = sim.monitor.summary()
+    ticks = sim.outputs["ticks"]
+    assert ticks == 6001  # every book message of the sample (data/README.md)
+    # every tick priced reached the monitor once, and every event was counted once
+    for stage in ("parse", "apply", "walk", "costs", "total"):
+        assert s["stages"][stage]["count"] == ticks
+        assert panel_number(sim, f"perf-{stage}-count") == ticks
+        for stat in ("p50", "p99", "max"):
+            want = s["stages"][stage][f"{stat}_us"]
+            assert want > 0
+            assert panel_number(sim, f"perf-{stage}-{stat}") == pytest.approx(want, abs=0.0051)
+    # a market order with the default model: no history features, no maker/taker model
+    for stage in ("features", "maker_taker"):
+        assert stage not in s["stages"]
+        assert sim.perf_widgets[f"perf-{stage}-p50"].value == "-"
+    assert s["events"] == sim.outputs["events"] == 15_176
+    feed = s["feed_latency"]["BTC-USDT"]
+    assert feed["count"] == s["events"]
+    assert panel_number(sim, "perf-feed-p50") == pytest.approx(feed["p50_ms"], abs=0.00051)
+    assert panel_number(sim, "perf-feed-p99") == pytest.approx(feed["p99_ms"], abs=0.00051)
+    streams = s["streams"]
+    assert streams["books:BTC-USDT"]["messages"] == ticks
+    assert panel_number(sim, "perf-messages") == sum(v["messages"] for v in streams.values())
+    assert panel_number(sim, "perf-msg-rate") == pytest.approx(
+        sum(v["rate_per_s"] for v in streams.values()), abs=0.0051)
+    # the sample's feed rate: a book push every 100 ms plus the trades
+    assert streams["books:BTC-USDT"]["rate_per_s"] == pytest.approx(10.0, rel=0.01)
+    r = s["resources"]
+    assert r["samples"] >= 2 and not sim.monitor.resources.running
+    assert panel_number(sim, "perf-rss-mb") == pytest.approx(r["rss_mb_last"], abs=0.051)
+    assert panel_number(sim, "perf-rss-mb-peak") == pytest.approx(r["rss_mb_peak"], abs=0.051)
+    assert panel_number(sim, "perf-cpu-pct") == pytest.approx(r["cpu_pct_mean"], abs=0.051)
+    assert panel_number(sim, "perf-cpu-pct-max") == pytest.approx(r["cpu_pct_max"], abs=0.051)
+    assert panel_number(sim, "perf-threads") == r["threads_max"]
+    assert r["rss_mb_last"] > 0 and r["threads_max"] >= 1
+
+
+def test_performance_panel_css_classes(sim):
+    have = classes(sim.panel)
+    assert "simlab-perf" in have
+    for stage in ("parse", "apply", "walk", "maker_taker", "costs", "total"):
+        for stat in ("count", "p50", "p99", "max"):
+            assert f"simlab-out-perf-{stage}-{stat}" in have
+    for key in ("feed-p50", "feed-p99", "msg-rate", "cpu-pct", "rss-mb", "threads"):
+        assert f"simlab-out-perf-{key}" in have
+
+
+def test_monitor_counts_every_event_once_across_instruments_and_new_inputs(sim):
+    assert sim.run_events(300) == 300
+    s = sim.monitor.summary()
+    ticks = sim.outputs["ticks"]
+    assert s["events"] == 300 and s["stages"]["total"]["count"] == ticks
+    # the other instrument's book never reaches the pipeline, but the monitor sees it
+    assert s["streams"]["books:ETH-USDT"]["messages"] > 0
+    before = sim.outputs["slippage_bps"]
+    sim.quantity.value = 50_000.0  # re-priced at once, not a new tick
+    assert sim.outputs["slippage_bps"] > before
+    sim.order_type.value = "limit"
+    assert 0 < sim.outputs["maker_prob"] < 1
+    s = sim.monitor.summary()
+    assert s["events"] == 300 and s["stages"]["total"]["count"] == ticks
+    assert sim.run_events(100) == 100
+    s = sim.monitor.summary()
+    assert s["events"] == 400 and s["stages"]["total"]["count"] == sim.outputs["ticks"] > ticks
+    assert s["stages"]["maker_taker"]["count"] == sim.outputs["ticks"] - ticks
+    assert panel_number(sim, "perf-maker_taker-count") == sim.outputs["ticks"] - ticks
+
+
+def test_monitor_keeps_what_rebuilt_pipelines_measured(rec):
+    # impact re-estimated from the book every 2 s of feed: a new pipeline each time
+    sim = TradeSimulator(lambda: ReplaySource(rec, insts=["BTC-USDT"]),
+                         instruments=["BTC-USDT"], estimate_every=2.0, charts=False)
+    n = sim.run_events(10**9)
+    s = sim.monitor.summary()
+    assert s["events"] == n and s["stages"]["total"]["count"] == sim.outputs["ticks"] > 100
+    assert "live book" in sim.impact_info
+    # a replay restarted from the beginning (start after the end) starts a fresh monitor
+    first = sim.monitor
+
+    async def main():
+        await sim.start()
+
+    asyncio.run(main())
+    s = sim.monitor.summary()
+    assert sim.monitor is not first and sim.state == "ended"
+    assert s["events"] == n and s["stages"]["total"]["count"] == sim.outputs["ticks"]
+    assert first.summary()["events"] == n  # the first run's monitor is left as it was
+
+
+def test_resources_are_sampled_while_running_only(rec):
+    sim = TradeSimulator.from_recording(rec, speed=1000.0, charts=False, monitor_interval=0.05)
+    res = sim.monitor.resources
+
+    async def main():
+        assert not res.running
+        sim.start()
+        assert res.running
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if sim.outputs["ticks"] > 20 and len(res.samples) >= 3:
+                break
+        sim.pause()
+        assert not res.running
+
+    asyncio.run(main())
+    n = len(res.samples)
+    assert n >= 3
+    s = sim.monitor.summary()
+    assert s["resources"]["rss_mb_peak"] > 0 and s["resources"]["threads_max"] >= 2
+    assert panel_number(sim, "perf-threads") == s["resources"]["threads_max"]
+    sim.close()
+    assert not res.running and len(res.samples) == n
+    assert sim.monitor.summary()["stages"]["total"]["count"] == sim.outputs["ticks"]
+
+
 def test_estimate_impact_fits_the_walk_of_a_ladder_book():
     # 20 levels of 1 each side, 1 apart, half spread 0.5 around 100: a buy of s = m + f
     # (m whole levels) pays (sum_{k<m} (0.5 + k) + f (0.5 + m)) / s per unit over the mid
@@ -438,3 +576,16 @@ def test_explorer_rejects_bad_arguments():
     ex = ImpactExplorer(TEACH, 1e6, charts=False)
     ex.calibrate_button.click()  # disabled in a browser; here it explains
     assert "no recording" in ex.error.value
+
+
+def test_resource_sampler_stops_when_the_event_loop_cancels_the_run(rec):
+    sim = TradeSimulator.from_recording(rec, speed=1.0, charts=False, monitor_interval=0.05)
+
+    async def main():
+        sim.start()
+        await asyncio.sleep(0.1)
+        assert sim.monitor.resources.running
+        # asyncio.run cancels the still-running task on the way out
+
+    asyncio.run(main())
+    assert not sim.running and not sim.monitor.resources.running

@@ -22,12 +22,22 @@ How it runs:
   message, a callback never raises;
 - the widgets are refreshed at most every ``update_every`` seconds (numbers) and
   ``chart_every`` seconds (charts) while running: the cost is priced at every tick, but a
-  browser cannot draw thousands of updates a second.
+  browser cannot draw thousands of updates a second;
+- the simulator owns a :class:`~simlab.monitor.Monitor` (:attr:`TradeSimulator.monitor`),
+  handed to every pipeline it builds: per-stage latencies of every tick priced, feed
+  latency and message counts of every event, and the process's CPU, RSS and threads,
+  sampled every ``monitor_interval`` seconds while running (:meth:`~TradeSimulator.start`
+  to :meth:`~TradeSimulator.pause`, or during :meth:`~TradeSimulator.run_events`). The
+  "performance" panel shows it, refreshed with the numbers. A replay restarted from the
+  beginning gets a fresh monitor.
 
 Every number is in :attr:`TradeSimulator.outputs` and in an ``ipywidgets.HTML`` with the CSS
 class ``simlab-out-<key>`` (its text parses with ``float()``, or is ``-`` when unknown);
-every input has the class ``simlab-in-<name>``; the buttons ``simlab-start`` and
-``simlab-pause``; the error message ``simlab-error``; the state line ``simlab-status``.
+the performance panel's in :attr:`TradeSimulator.perf_outputs`, with the CSS classes
+``simlab-out-perf-<stage>-<count|p50|p99|max>`` (stages: :data:`PERF_STAGES`) and
+``simlab-out-<key>`` for the keys of :data:`PERF_OUTPUTS`; every input has the class
+``simlab-in-<name>``; the buttons ``simlab-start`` and ``simlab-pause``; the error message
+``simlab-error``; the state line ``simlab-status``; the panel ``simlab-perf``.
 """
 
 from __future__ import annotations
@@ -47,9 +57,10 @@ import numpy as np
 from simlab.feed.replay import ReplaySource, open_recordings, streams
 from simlab.models.impact import ACParams
 from simlab.models.volatility import PER_SECONDS
+from simlab.monitor import Monitor
 from simlab.okx.fees import fee_tiers
 from simlab.sim.order import ORDER_TYPES, SIDES, UNITS, Instrument, OrderSpec
-from simlab.sim.pipeline import CostPipeline
+from simlab.sim.pipeline import MONITOR_STAGES, CostPipeline
 
 from . import charts
 from .estimate import estimate_impact, group_provenance
@@ -75,6 +86,24 @@ OUTPUTS: dict[str, tuple[str, str, str]] = {
     "ticks": ("ticks priced", "", "d"),
     "events": ("events", "", "d"),
 }
+#: The performance panel's stage rows (the cost pipeline's, :data:`MONITOR_STAGES`) and
+#: columns: stat -> (column title, format); latencies in microseconds per tick.
+PERF_STAGES: tuple[str, ...] = MONITOR_STAGES
+PERF_STAGE_STATS: dict[str, tuple[str, str]] = {
+    "count": ("ticks", "d"), "p50": ("p50 us", ".2f"), "p99": ("p99 us", ".2f"),
+    "max": ("max us", ".2f")}
+#: The performance panel's other numbers: key -> (label, unit, format).
+PERF_OUTPUTS: dict[str, tuple[str, str, str]] = {
+    "perf-feed-p50": ("feed latency p50", "ms", ".3f"),
+    "perf-feed-p99": ("feed latency p99", "ms", ".3f"),
+    "perf-messages": ("messages", "all streams", "d"),
+    "perf-msg-rate": ("message rate", "msg / s of feed", ".2f"),
+    "perf-cpu-pct": ("process CPU", "% mean", ".1f"),
+    "perf-cpu-pct-max": ("process CPU", "% max", ".1f"),
+    "perf-rss-mb": ("RSS", "MB", ".1f"),
+    "perf-rss-mb-peak": ("RSS peak", "MB", ".1f"),
+    "perf-threads": ("threads", "max", "d"),
+}
 #: Seconds in a (crypto, 365-day) year: the volatility inputs and outputs are annualised.
 YEAR_S = PER_SECONDS["year"]
 #: Longest single sleep of the paced loop, so a new speed or a pause applies at once.
@@ -94,6 +123,42 @@ def _fmt(value: Any, fmt: str) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return "-"
     return format(value, fmt)
+
+
+def perf_numbers(summary: Mapping[str, Any], inst: str) -> dict[str, Any]:
+    """The performance panel's numbers from a :meth:`Monitor.summary` (NaN, or None for a
+    count, when unknown): per stage its tick count and p50, p99 and max (us); ``inst``'s feed
+    latency p50 and p99 (ms); messages and their rate over every stream (each stream's count
+    over the span of its receive times, summed: the rate the feed sent at); the process's
+    mean and peak CPU %, last and peak RSS (MB) and most threads.
+
+    >>> m = Monitor(resources=False); m.add("walk", 2_000)
+    >>> n = perf_numbers(m.summary(), "BTC-USDT")
+    >>> n["perf-walk-count"], n["perf-walk-p50"], n["perf-costs-count"], n["perf-rss-mb"]
+    (1, 2.0, None, nan)
+    """
+    nan = math.nan
+    out: dict[str, Any] = {}
+    stages = summary.get("stages") or {}
+    for stage in PERF_STAGES:
+        s = stages.get(stage)
+        out[f"perf-{stage}-count"] = s["count"] if s else None
+        for stat in ("p50", "p99", "max"):
+            out[f"perf-{stage}-{stat}"] = float(s[f"{stat}_us"]) if s else nan
+    f = (summary.get("feed_latency") or {}).get(inst)
+    out["perf-feed-p50"] = float(f["p50_ms"]) if f else nan
+    out["perf-feed-p99"] = float(f["p99_ms"]) if f else nan
+    streams = (summary.get("streams") or {}).values()
+    out["perf-messages"] = sum(v["messages"] for v in streams) if streams else None
+    rates = [v["rate_per_s"] for v in streams if v.get("rate_per_s") is not None]
+    out["perf-msg-rate"] = float(sum(rates)) if rates else nan
+    r = summary.get("resources") or {}
+    have = bool(r.get("samples"))
+    for key, field_ in (("perf-cpu-pct", "cpu_pct_mean"), ("perf-cpu-pct-max", "cpu_pct_max"),
+                        ("perf-rss-mb", "rss_mb_last"), ("perf-rss-mb-peak", "rss_mb_peak")):
+        out[key] = float(r[field_]) if have else nan
+    out["perf-threads"] = int(r["threads_max"]) if have else None
+    return out
 
 
 class Pacer:
@@ -169,7 +234,8 @@ class TradeSimulator:
     this many x real time (None: unpaced, e.g. a live source). ``T``, ``N``, ``lam``: the
     impact horizon (s), its steps and the risk aversion of the estimated parameters.
     ``volatility`` (input, % a year): 0 uses the calibrated or estimated sigma, else
-    ``sigma = vol * mid / sqrt(seconds a year)``.
+    ``sigma = vol * mid / sqrt(seconds a year)``. ``monitor_interval``: seconds between two
+    samples of the process's CPU, RSS and threads while running (:attr:`monitor`).
 
     >>> from simlab.emulator import write_synthetic_recording
     >>> import tempfile
@@ -188,7 +254,8 @@ class TradeSimulator:
                  model: Any = None, T: float = 60.0, N: int = 60, lam: float = 1e-6,
                  history_seconds: float = 120.0, depth_levels: int = 50,
                  update_every: float = 0.1, chart_every: float = 0.5,
-                 estimate_every: float = 10.0, charts: bool = True) -> None:
+                 estimate_every: float = 10.0, charts: bool = True,
+                 monitor_interval: float = 1.0) -> None:
         if not callable(source_factory):
             raise TypeError("source_factory must be a function returning a fresh source, "
                             f"got {type(source_factory).__name__}")
@@ -203,7 +270,8 @@ class TradeSimulator:
                              f"got {impact!r}")
         for name, v in (("update_every", update_every), ("chart_every", chart_every),
                         ("history_seconds", history_seconds),
-                        ("estimate_every", estimate_every)):
+                        ("estimate_every", estimate_every),
+                        ("monitor_interval", monitor_interval)):
             if not (isinstance(v, int | float) and v > 0):
                 raise ValueError(f"{name} must be > 0 seconds, got {v!r}")
         self.channel = channel
@@ -213,6 +281,8 @@ class TradeSimulator:
         self.depth_levels = depth_levels
         self.update_every, self.chart_every = float(update_every), float(chart_every)
         self.estimate_every_ns = int(estimate_every * 1e9)
+        self.monitor_interval = float(monitor_interval)
+        self.monitor: Monitor | None = None  # a fresh one per run (_reset_stream)
         self.draw_charts = charts
         self._charts: tuple[Any, Any] | None = None  # built at the first draw
         self._chart_gap = float(chart_every)
@@ -326,11 +396,12 @@ class TradeSimulator:
                                                 grid_gap="2px 12px"))
         self.price_image = tag(W.Image(format="png"), "simlab-chart-price")
         self.depth_image = tag(W.Image(format="png"), "simlab-chart-depth")
+        self.perf_panel = tag(self._build_perf(tag), "simlab-perf")
         inputs = W.VBox([self.exchange, self.instrument, self.side, self.order_type,
                          self.quantity, self.unit, self.volatility, self.fee_tier, self.speed,
                          W.HBox([self.start_button, self.pause_button])])
         self.panel = tag(W.VBox([W.HBox([inputs, grid], layout=W.Layout(grid_gap="24px")),
-                                 self.status, self.error, self.impact_note,
+                                 self.status, self.error, self.impact_note, self.perf_panel,
                                  W.HBox([self.price_image, self.depth_image])]),
                          "simlab-trade-simulator")
         for w in (self.side, self.order_type, self.quantity, self.volatility, self.fee_tier):
@@ -338,6 +409,38 @@ class TradeSimulator:
         self.instrument.observe(self._on_instrument, names="value")
         self.unit.observe(self._on_unit, names="value")
         self.speed.observe(self._on_speed, names="value")
+
+    def _build_perf(self, tag: Callable[[W.Widget, str], W.Widget]) -> W.Accordion:
+        """The performance panel: a stage x (ticks, p50, p99, max) table and the feed and
+        process numbers, in a collapsed accordion (the numbers refresh while collapsed, so
+        they can be read from the page either way)."""
+        self.perf_widgets: dict[str, W.HTML] = {}
+        self._perf_fmt = {f"perf-{stage}-{stat}": fmt for stage in PERF_STAGES
+                          for stat, (_, fmt) in PERF_STAGE_STATS.items()}
+        self._perf_fmt.update({k: v[2] for k, v in PERF_OUTPUTS.items()})
+
+        def cell(key: str) -> W.HTML:
+            w = tag(W.HTML(value="-", layout=W.Layout(justify_content="flex-end")),
+                    f"simlab-out-{key}")
+            self.perf_widgets[key] = w
+            return w
+
+        head = [W.HTML("<b>stage</b>"),
+                *(W.HTML(f"<b>{title}</b>") for title, _ in PERF_STAGE_STATS.values())]
+        cells: list[W.Widget] = list(head)
+        for stage in PERF_STAGES:
+            cells += [W.Label(stage), *(cell(f"perf-{stage}-{stat}") for stat in PERF_STAGE_STATS)]
+        stages = W.GridBox(cells, layout=W.Layout(
+            grid_template_columns=f"auto repeat({len(PERF_STAGE_STATS)}, 90px)",
+            grid_gap="2px 12px"))
+        cells = []
+        for key, (label, unit_, _) in PERF_OUTPUTS.items():
+            cells += [W.Label(label), cell(key), W.Label(unit_)]
+        other = W.GridBox(cells, layout=W.Layout(grid_template_columns="auto 90px auto",
+                                                 grid_gap="2px 12px"))
+        acc = W.Accordion(children=[W.HBox([stages, other], layout=W.Layout(grid_gap="36px"))],
+                          titles=("performance",), selected_index=None)
+        return acc
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -472,8 +575,12 @@ class TradeSimulator:
         return replace(p, sigma=sigma), (how + f"; sigma overridden: {vol:g} %/yr at mid "
                                          f"{mid:.8g} = {sigma:.6g} quote/s^1/2")
 
-    def _rebuild(self) -> None:
-        """A new pipeline for the inputs, priced at once at the book of the last tick."""
+    def _rebuild(self, in_stream: bool = False) -> None:
+        """A new pipeline for the inputs, priced at once at the book of the last tick
+        (``in_stream``: that tick is being processed now, so the monitor counts it; else it
+        is a re-price for new inputs, which the monitor does not count again)."""
+        if self.pipeline is not None:
+            self.pipeline.flush_monitor()  # what the old pipeline measured is kept
         self.pipeline = None
         self._row = None
         order = self.order()
@@ -483,15 +590,20 @@ class TradeSimulator:
                                and not math.isfinite(self._mid(inst)))
         self._meta_known = inst in self.metadata
         self.pipeline = CostPipeline(order, channel=self.channel, impact=self.impact,
-                                     model=self.model, metadata=self.metadata)
+                                     model=self.model, metadata=self.metadata,
+                                     monitor=self.monitor)
         self.impact_note.value = f"<small>impact: {_escape(self.impact_info)}</small>"
         last = self._last.get(inst)
         if last is not None and last.valid and last.channel == self.channel:
             self._row = self.pipeline.on_event(last)
+            if not in_stream:
+                # forget the re-price before it reaches the monitor: that tick's message
+                # and latency were counted when it arrived
+                self.pipeline.reset()
 
-    def _rebuild_safely(self, charts: bool = False) -> None:
+    def _rebuild_safely(self, charts: bool = False, in_stream: bool = False) -> None:
         try:
-            self._rebuild()
+            self._rebuild(in_stream)
         except Exception as e:  # shown, never raised out of a callback
             self._show_error(e)
         else:
@@ -500,6 +612,10 @@ class TradeSimulator:
 
     # -- the stream --------------------------------------------------------------------------
     def _reset_stream(self) -> None:
+        old = self.monitor
+        if old is not None and old.resources is not None:
+            old.resources.stop()
+        self.monitor = Monitor(resources=True, interval=self.monitor_interval)
         self._events = 0
         self._ticks = 0
         self._row: dict[str, Any] | None = None
@@ -550,6 +666,7 @@ class TradeSimulator:
                 while h[0][0] < cut:
                     h.popleft()
             if ev.inst != self.instrument.value:
+                self.monitor.observe(ev)  # the pipeline only sees the selected instrument
                 return
             if ev.valid and (self._sigma_pending or not self._meta_known or (
                     self._impact_spec == "book" and (
@@ -557,12 +674,15 @@ class TradeSimulator:
                         or ev.recv_ns - self._estimated_ns >= self.estimate_every_ns))):
                 for k, v in (getattr(self.source, "instruments", None) or {}).items():
                     self.metadata.setdefault(k, dict(v))
-                self._rebuild_safely()
+                self._rebuild_safely(in_stream=True)
                 if self._row is not None:
                     self._ticks += 1  # the rebuild priced this tick
+                else:
+                    self.monitor.observe(ev)
                 return
             p = self.pipeline
             if p is None:
+                self.monitor.observe(ev)
                 return
             t0 = perf_counter_ns()
             row = p.on_event(ev)
@@ -572,12 +692,18 @@ class TradeSimulator:
                 self._ticks += 1
                 self._lat.append(ev.decode_ns + t1 - t0)
                 if p.counts["priced"] >= 100_000 and not p.history:
-                    p.reset()  # the widget keeps its own numbers; bound the pipeline's table
+                    # the widget keeps its own numbers; bound the pipeline's table
+                    p.flush_monitor()
+                    p.reset()
         elif kind == "trade":
             if self.pipeline is not None:
                 self.pipeline.on_event(ev)  # a trained maker/taker model reads trade flow
-        elif kind == "notice" and ev.what != "end":
-            self.notice = f"{ev.what} {ev.inst or ''} {ev.detail}".strip()
+            else:
+                self.monitor.observe(ev)
+        else:
+            self.monitor.observe(ev)
+            if kind == "notice" and ev.what != "end":
+                self.notice = f"{ev.what} {ev.inst or ''} {ev.detail}".strip()
 
     def run_events(self, n: int) -> int:
         """Process the next ``n`` events synchronously (a replay source); returns how many
@@ -598,18 +724,22 @@ class TradeSimulator:
                 raise TypeError("run_events needs a source that can be iterated "
                                 "synchronously (a replay); this one is asynchronous: start()")
         done = 0
-        if self._pending is not None and n > 0:
-            self._process(self._pending)
-            self._pending = None
-            done = 1
-        it = self._it
-        while done < n:
-            ev = next(it, None)
-            if ev is None:
-                self._set_state("ended")
-                break
-            self._process(ev)
-            done += 1
+        self._sample_resources(True)
+        try:
+            if self._pending is not None and n > 0:
+                self._process(self._pending)
+                self._pending = None
+                done = 1
+            it = self._it
+            while done < n:
+                ev = next(it, None)
+                if ev is None:
+                    self._set_state("ended")
+                    break
+                self._process(ev)
+                done += 1
+        finally:
+            self._sample_resources(False)
         if self.state == "idle":
             self._set_state("paused")
         self.refresh(force=True)
@@ -681,13 +811,35 @@ class TradeSimulator:
                     await asyncio.sleep(0)  # let the kernel handle widget messages
                 self.refresh()
         except asyncio.CancelledError:
+            if self._task is asyncio.current_task():
+                # cancelled from outside (pause() lets go of the task first): the event loop
+                # is going away, so the sampler thread must not outlive the run
+                self._sample_resources(False)
             raise
         except Exception as e:  # a background task has no caller to raise to
             self._show_error(e)
             self._set_state("stopped")
 
+    def close(self) -> None:
+        """Stop for good: pause, stop the resource sampler, hand the last latencies to
+        :attr:`monitor` (still readable afterwards) and close the widgets."""
+        self.pause()
+        self._sample_resources(False)
+        if self.pipeline is not None:
+            self.pipeline.flush_monitor()
+        _close_tree(self.panel)
+
+    def _sample_resources(self, on: bool) -> None:
+        r = self.monitor.resources
+        if r is not None:
+            if on:
+                r.start()
+            else:
+                r.stop()
+
     def _set_state(self, state: str) -> None:
         self.state = state
+        self._sample_resources(state == "running")
         if state != "running" and self._task is not None and self._task.done():
             self._task = None
         self.start_button.disabled = state == "running"
@@ -733,6 +885,14 @@ class TradeSimulator:
                                  if math.isfinite(mid) and mid > 0 else nan)
         return out
 
+    @property
+    def perf_outputs(self) -> dict[str, Any]:
+        """The performance panel's numbers (:func:`perf_numbers` of :attr:`monitor`'s
+        summary, for the selected instrument), with the latencies measured so far."""
+        if self.pipeline is not None:
+            self.pipeline.flush_monitor()
+        return perf_numbers(self.monitor.summary(), self.instrument.value)
+
     def refresh(self, force: bool = False, charts: bool | None = None) -> None:
         """Update the output widgets (at most every ``update_every`` s unless ``force``)
         and the charts (every ``chart_every`` s, or when ``charts`` is True)."""
@@ -742,6 +902,11 @@ class TradeSimulator:
             out = self.outputs
             for key, w in self.out_widgets.items():
                 text = _fmt(out.get(key), OUTPUTS[key][2])
+                if w.value != text:
+                    w.value = text
+            for key, value in self.perf_outputs.items():
+                text = _fmt(value, self._perf_fmt[key])
+                w = self.perf_widgets[key]
                 if w.value != text:
                     w.value = text
             state = self.state + (f" ({self.speed.value:.3g}x)" if self.paced else "")
@@ -777,6 +942,12 @@ class TradeSimulator:
                                                   top.ask_sz, f"{inst} depth")
         else:
             self.depth_image.value = depth.render([], [], [], [], f"{inst} depth")
+
+
+def _close_tree(w: W.Widget) -> None:
+    for child in getattr(w, "children", ()):
+        _close_tree(child)
+    w.close()
 
 
 def _escape(text: str) -> str:
