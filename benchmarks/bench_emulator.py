@@ -30,7 +30,7 @@ INSTS = ("BTC-USDT", "ETH-USDT", "BTC-USDT-SWAP")
 #: books50-l2-tbt), for the three instruments: 12 streams.
 ARGS = [(c, i) for i in INSTS for c in ("bbo-tbt", "books50-l2-tbt", "books", "books5")]
 RATE = 150.0
-MESSAGES = 60_000
+MESSAGES = 30_000
 
 
 def _market(kind: str):

@@ -4,6 +4,7 @@ OKX wire frames with correct seqId chains and checksums."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,6 +42,17 @@ def capture_recording(okx_capture, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("capture") / "rec"
     import_okx_capture(okx_capture, out, progress=False)
     return out
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt to reach the network fails the test instead of hanging (peers' tests)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def dumps(obj) -> bytes:
