@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -53,6 +54,8 @@ STAGES = ("decode", "walk", "models", "total")
 #: + ``maker_taker`` (the model's prediction, limit orders) + ``costs`` (slippage, fee and
 #: impact formulas).
 MONITOR_STAGES = ("parse", "apply", "walk", "features", "maker_taker", "costs", "total")
+#: The cost columns of a :func:`tick_costs` result, in order, at C speed.
+_costs_of = itemgetter(*COST_COLUMNS)
 #: Priced ticks between two hand-overs of the latencies to the monitor.
 _MONITOR_EVERY = 4096
 #: Maker/taker model inputs read straight off the book at the tick.
@@ -221,6 +224,11 @@ class CostPipeline:
     # -- per event ----------------------------------------------------------------------------
     def on_event(self, ev: Event) -> dict[str, Any] | None:
         """Price one event if it is a valid tick of our book; returns the row (or None)."""
+        row = self._price(ev)
+        return None if row is None else dict(zip(RESULT_COLUMNS, row, strict=True))
+
+    def _price(self, ev: Event) -> tuple | None:
+        """:meth:`on_event` without the row as a dict (the runs below need only the table)."""
         st = self.state
         if st is not None and ev.rec != self._rec:
             # each recording replays from an empty book, and columnar runs each alone
@@ -273,8 +281,7 @@ class CostPipeline:
             p, tm = None, tf
         c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, consts, feats, p)
         t2 = perf_counter_ns()
-        row = (ev.rec, ev.arrival, ev.recv_ns, ev.ts_ms, bid, ask, bsz, asz,
-               *(c[k] for k in COST_COLUMNS))
+        row = (ev.rec, ev.arrival, ev.recv_ns, ev.ts_ms, bid, ask, bsz, asz, *_costs_of(c))
         self._rows.append(row)
         self.counts["priced"] += 1
         parse = ev.parse_ns
@@ -282,12 +289,12 @@ class CostPipeline:
                           tm - tf if consts.limit else -1, t2 - tm, ev.decode_ns + t2 - t0))
         if self.monitor is not None and len(self._lat) - self._mon_at >= _MONITOR_EVERY:
             self.flush_monitor()
-        return dict(zip(RESULT_COLUMNS, row, strict=True))
+        return row
 
     def run(self, source: Any) -> CostResult:
         """Price every tick of a synchronous source (e.g. a ReplaySource)."""
         self.reset()
-        on = self.on_event
+        on = self._price
         for ev in source:
             on(ev)
         return self.result()
@@ -295,7 +302,7 @@ class CostPipeline:
     async def arun(self, source: Any) -> CostResult:
         """Price every tick of an asynchronous source (a LiveSource, or a paced replay)."""
         self.reset()
-        on = self.on_event
+        on = self._price
         async for ev in source:
             on(ev)
         return self.result()
