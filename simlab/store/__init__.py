@@ -2,17 +2,47 @@
 
 See ``docs/recording-format.md``. Write with :class:`RecordingWriter` (or an importer),
 read with :class:`Recording`, check with :func:`verify`, re-derive with :func:`rebuild`.
+The names are imported on first use (PEP 562): the recorder imports only the writer.
 """
 
-from .importers import IMPORTERS, ImportResult, SourceError, import_file, seconds_to_ns
-from .manifest import RecordingError
-from .reader import RawFrame, Recording
-from .schema import FORMAT_VERSION
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# eager: the writer needs it anyway, and the function ``verify`` must shadow the submodule
+# of the same name (a lazy lookup would find the module once anything imported it)
 from .verify import VerifyReport, format_report, verify
-from .writer import RecordingWriter, rebuild
+
+_API = {
+    "IMPORTERS": "importers", "ImportResult": "importers", "SourceError": "importers",
+    "import_file": "importers", "seconds_to_ns": "importers", "RecordingError": "manifest",
+    "RawFrame": "reader", "Recording": "reader", "FORMAT_VERSION": "schema",
+    "RecordingWriter": "writer", "rebuild": "writer",
+}
 
 __all__ = [
     "FORMAT_VERSION", "IMPORTERS", "ImportResult", "RawFrame", "Recording", "RecordingError",
     "RecordingWriter", "SourceError", "VerifyReport", "format_report", "import_file", "rebuild",
     "seconds_to_ns", "verify",
 ]
+
+if TYPE_CHECKING:
+    from .importers import IMPORTERS, ImportResult, SourceError, import_file, seconds_to_ns
+    from .manifest import RecordingError
+    from .reader import RawFrame, Recording
+    from .schema import FORMAT_VERSION
+    from .writer import RecordingWriter, rebuild
+
+
+def __getattr__(name: str) -> Any:
+    mod = _API.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'simlab.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSystem, FileType
 
@@ -189,6 +188,8 @@ class Recording:
             raise ValueError(f"columns {unknown} are not in the {dataset} table")
         if not entries:
             return pa.schema([SCHEMAS[dataset].field(c) for c in cols]).empty_table()
+        import pyarrow.dataset as ds  # here: it imports pandas, which writers never need
+
         paths = self._existing([e["path"] for e in entries])
         fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(
             dictionary_columns=read_dictionary or []))
