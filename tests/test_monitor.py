@@ -168,18 +168,22 @@ def test_resource_sampler_sees_a_busy_thread_and_memory():
     s = ResourceSampler(interval=0.05)
     c0 = time.process_time()
     with s:
+        t0 = time.thread_time()
         end = time.perf_counter() + 0.4
         junk = []
         while time.perf_counter() < end:
-            junk.append(bytearray(100_000))  # ~ grows RSS
+            if len(junk) < 40:
+                junk.append(bytearray(1 << 20))  # 1 MB: mmap'd, fresh pages, RSS grows
             sum(range(10_000))
+        busy = time.thread_time() - t0
     used = time.process_time() - c0
     r = s.summary()
-    assert r["samples"] >= 5 and not s.running
-    # the sampler's CPU seconds are the process's (whatever share of a core it was given)
-    assert r["cpu_s"] == pytest.approx(used, rel=0.25, abs=0.03)
+    assert r["samples"] >= 3 and not s.running  # start, stop, and at least one in between
+    # the sampled span holds the busy loop and lies within [c0, now]: its CPU seconds are
+    # at least this thread's and at most the process's (0.02 s: the clocks' granularity)
+    assert busy - 0.02 <= r["cpu_s"] <= used + 0.02
     assert r["cpu_pct_mean"] == pytest.approx(100 * r["cpu_s"] / r["span_s"])
-    assert r["rss_mb_peak"] > r["rss_mb_first"] and r["threads_max"] >= 2
+    assert r["rss_mb_peak"] >= r["rss_mb_first"] + 30 and r["threads_max"] >= 2
     df = s.frame()
     assert list(df.columns[:3]) == ["time", "t", "cpu_pct"] and len(df) == r["samples"]
     with pytest.raises(ValueError, match="interval"):
