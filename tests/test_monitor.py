@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import time
 from pathlib import Path
 
@@ -173,10 +174,16 @@ def test_resource_sampler_sees_a_busy_thread_and_memory():
         junk = []
         while time.perf_counter() < end:
             if len(junk) < 40:
-                junk.append(bytearray(1 << 20))  # 1 MB: mmap'd, fresh pages, RSS grows
+                # 1 MB of fresh pages, written: RSS grows (a bytearray could reuse memory
+                # the allocator already holds, in a long test session)
+                m = mmap.mmap(-1, 1 << 20)
+                m.write(b"x" * (1 << 20))
+                junk.append(m)
             sum(range(10_000))
         busy = time.thread_time() - t0
     used = time.process_time() - c0
+    for m in junk:
+        m.close()
     r = s.summary()
     assert r["samples"] >= 3 and not s.running  # start, stop, and at least one in between
     # the sampled span holds the busy loop and lies within [c0, now]: its CPU seconds are
