@@ -64,8 +64,8 @@ class LatencyHistogram:
         # exponent e = floor(log2 v) from the float's exponent: exact below 2**53
         e = np.frexp(np.maximum(v, 1).astype(np.float64))[1].astype(np.int64) - 1
         shift = np.maximum(e - sb, 0)
-        idx = (shift + (e >= sb)) * s + (v >> shift) - np.where(e >= sb, s, 0)
-        return np.where(v < s, v, idx)
+        # below 2**sub_bits: shift 0 and no octave offset, so the index is the value
+        return (shift + (e >= sb)) * s + (v >> shift) - np.where(e >= sb, s, 0)
 
     def bucket_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """The ``[low, high)`` value range of every bucket."""

@@ -101,9 +101,8 @@ def plot_latency(m: Monitor, ax: Axes | None = None, *, stages: list[str] | None
         low, high, cnt = h.nonzero()
         lo, hi = np.maximum(low, 1) / scale, np.maximum(high, 2) / scale
         dens = cnt / h.count / np.log10(hi / lo)  # share per decade: comparable across bins
-        x = np.repeat(np.c_[lo, hi].ravel(), 1)
-        y = np.repeat(dens, 2)
-        line, = ax.plot(x, y, label=f"{name} (n={h.count:,})", lw=1.2)
+        line, = ax.plot(np.c_[lo, hi].ravel(), np.repeat(dens, 2),
+                        label=f"{name} (n={h.count:,})", lw=1.2)
         p50, p99 = h.percentile(50) / scale, h.percentile(99) / scale
         ax.axvline(p50, color=line.get_color(), ls="--", lw=0.8)
         ax.axvline(p99, color=line.get_color(), ls=":", lw=0.8)
