@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from .._common import SHARED, median_rate
+from ._shared import first_cycle, simlab_syncs
 
 NAME = "cryptofeed"
 PIP = "cryptofeed>=2.4.1"
@@ -61,16 +62,6 @@ def okx_instruments(path: Path = INSTRUMENTS) -> dict[str, dict]:
     return last
 
 
-def first_cycle(frames: list[bytes]) -> list[bytes]:
-    """The frames up to where the repeated capture starts over (all of them if it never does):
-    the shortest period of the list, since single frames (subscribe acks) do recur."""
-    n = len(frames)
-    for p in range(1, n):
-        if frames[p] == frames[0] and frames[p:] == frames[:n - p]:
-            return frames[:p]
-    return frames
-
-
 def cycles(frames: list[bytes]) -> str:
     """The ``data`` label of a row: the capture, its repetitions and the frame count."""
     return f"OKX.ws.1.0 x{len(frames) // len(first_cycle(frames))} ({len(frames):,} frames)"
@@ -80,17 +71,7 @@ def simlab_books(frames: list[bytes]) -> dict[str, dict]:
     """simlab's books after ``frames`` (``BookSync(L2Book)`` with checksums, as
     ``benchmarks.bench_book.feed``), per instId, in the form :func:`compare_books` takes,
     plus the checksums it verified and failed."""
-    from simlab.book import L2Book
-    from simlab.okx import BookSync, is_book, parse_frame
-
-    syncs: dict[str, BookSync] = {}
-    for f in frames:
-        m = parse_frame(f)
-        if is_book(m):
-            s = syncs.get(m.inst_id)
-            if s is None:
-                s = syncs[m.inst_id] = BookSync(L2Book(m.inst_id), verify_checksum=True)
-            s.apply(m)
+    syncs = {m.inst_id: s for _, m, s in simlab_syncs(frames)}
     out = {}
     for inst, s in syncs.items():
         b, t = s.book, s.book.top(TOP)

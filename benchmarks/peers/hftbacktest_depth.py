@@ -34,7 +34,8 @@ import orjson
 from simlab.okx.messages import FULL_BOOK_CHANNELS, INCREMENTAL_BOOK_CHANNELS
 
 from .._common import median_rate
-from .nautilus_book import first_cycle, rest_metadata
+from ._shared import first_cycle, simlab_syncs
+from .nautilus_book import rest_metadata
 
 NAME = "hftbacktest"
 PIP = "hftbacktest>=2.4"
@@ -161,10 +162,6 @@ def to_hftbacktest(events: np.ndarray, local_only: bool = False) -> list[np.ndar
     return out
 
 
-def _decimals(s: str) -> int:
-    return len(s.split(".", 1)[1].rstrip("0")) if "." in s else 0
-
-
 def make_assets(hb_events: list[np.ndarray], names: list[tuple[str, str]],
                 roi: bool, meta: dict[str, dict[str, Any]] | None = None) -> list:
     """One ``BacktestAsset`` per stream: tick/lot size and contract terms injected from OKX's
@@ -262,21 +259,13 @@ def _book_levels(depth: str, d) -> tuple[list, list]:
 
 def _simlab_reference(frames: list[bytes]) -> tuple[list, dict]:
     """simlab's top (bid, bid size, ask, ask size) after each book message, and its syncs."""
-    from simlab.book import L2Book
-    from simlab.okx import BookSync, is_book, parse_frame
-
     syncs: dict[tuple[str, str], Any] = {}
     tops = []
-    for f in frames:
-        m = parse_frame(f)
-        if is_book(m):
-            key = (m.channel, m.inst_id)
-            s = syncs.get(key)
-            if s is None:
-                s = syncs[key] = BookSync(L2Book(m.inst_id))
-            s.apply(m)
-            b = s.book
-            tops.append((key, (b.best_bid, b.best_bid_size, b.best_ask, b.best_ask_size)))
+    for _, m, s in simlab_syncs(frames):
+        key = (m.channel, m.inst_id)
+        syncs[key] = s
+        b = s.book
+        tops.append((key, (b.best_bid, b.best_bid_size, b.best_ask, b.best_ask_size)))
     return tops, syncs
 
 

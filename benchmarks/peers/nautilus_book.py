@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from .._common import SHARED, median_rate
+from ._shared import decimals, first_cycle, simlab_syncs
 
 NAME = "nautilus_trader"
 PIP = "nautilus_trader>=1.221"
@@ -59,16 +60,6 @@ def version() -> str | None:
     return nautilus_trader.__version__
 
 
-def first_cycle(frames: list[bytes]) -> list[bytes]:
-    """The shortest prefix of which ``frames`` is a repetition (all of it when none)."""
-    n = len(frames)
-    for p in range(1, n // 2 + 1):
-        # subscribe acks recur inside the capture: test the whole period, not one frame
-        if frames[p] == frames[0] and frames[p:] == frames[:n - p]:
-            return frames[:p]
-    return frames
-
-
 def rest_metadata(path: Path = REST_CAPTURE) -> dict[str, dict[str, Any]]:
     """``instId -> instrument metadata`` from a capture of ``/api/v5/public/instruments``
     (lines ``<url> -> <ts>: <json>``); the built-in table when the file is absent."""
@@ -86,10 +77,6 @@ def rest_metadata(path: Path = REST_CAPTURE) -> dict[str, dict[str, Any]]:
     return meta
 
 
-def _decimals(s: str) -> int:
-    return -Decimal(s).normalize().as_tuple().exponent if "." in s else 0
-
-
 def make_instrument(meta: dict[str, Any]):
     """A nautilus instrument (``CurrencyPair``, ``CryptoPerpetual`` or ``CryptoFuture``) from
     one OKX instrument's metadata, with its tick and lot precisions."""
@@ -100,7 +87,7 @@ def make_instrument(meta: dict[str, Any]):
 
     inst = meta["instId"]
     iid = InstrumentId(Symbol(inst), Venue(VENUE))
-    pp, sp = _decimals(meta["tickSz"]), _decimals(meta["lotSz"])
+    pp, sp = decimals(meta["tickSz"]), decimals(meta["lotSz"])
     common = {"price_precision": pp, "size_precision": sp,
               "price_increment": Price.from_str(meta["tickSz"]),
               "size_increment": Quantity.from_str(meta["lotSz"]), "ts_event": 0, "ts_init": 0}
@@ -206,23 +193,6 @@ def feed(frames: list[bytes], instruments: dict) -> tuple[int, int, dict]:
     return len(frames), rows, books
 
 
-def _simlab_books(frames: list[bytes]):
-    """simlab's books after each book message: yields (instId, L2Book), checksum verified."""
-    from simlab.book import L2Book
-    from simlab.okx import BookSync, is_book, parse_frame
-
-    syncs: dict[tuple[str, str], Any] = {}
-    for f in frames:
-        m = parse_frame(f)
-        if is_book(m) and m.channel == "books":  # the channel Deltas handles
-            key = (m.channel, m.inst_id)
-            s = syncs.get(key)
-            if s is None:
-                s = syncs[key] = BookSync(L2Book(m.inst_id))
-            s.apply(m)
-            yield m.inst_id, s, f
-
-
 def _top(nb) -> tuple:
     """nautilus's best bid/ask (price, size) as exact decimals (None for an empty side)."""
     vals = (nb.best_bid_price(), nb.best_bid_size(), nb.best_ask_price(), nb.best_ask_size())
@@ -246,7 +216,8 @@ def check(frames: list[bytes]) -> dict:
     books = new_books(instruments)
     msgs = same_top = 0
     syncs = {}
-    for inst, sync, f in _simlab_books(frames):
+    for f, m, sync in simlab_syncs(frames, "books"):  # the channel Deltas handles
+        inst = m.inst_id
         syncs[inst] = sync
         r = conv.frame(f)
         nb = books[inst]
