@@ -74,6 +74,9 @@ class Monitor:
         self.wall_start: float | None = None
         self.wall_end: float | None = None
         self.events = 0
+        # the summary this monitor was restored from (from_summary): its resources and wall
+        # time stand in for the sampler's
+        self._summary: dict[str, Any] | None = None
 
     # -- recording ----------------------------------------------------------------------------
     def add(self, stage: str, ns: int) -> None:
@@ -250,7 +253,7 @@ class Monitor:
         latencies in us, feed latency in ms, message counts and rates, resource use, and the
         histograms themselves (sparse) so :meth:`from_summary` can restore them."""
         self.flush()
-        stored = getattr(self, "_summary", None)
+        stored = self._summary
         if stored is not None:  # restored by from_summary: the run's own figures
             wall = float(stored.get("wall_s") or 0.0)
         else:
@@ -382,7 +385,7 @@ class Monitor:
     def _resource_summary(self) -> dict[str, Any] | None:
         if self.resources is not None:
             return self.resources.summary()
-        return (getattr(self, "_summary", None) or {}).get("resources")
+        return (self._summary or {}).get("resources")
 
     def format(self, title: str | None = "performance") -> str:
         """A plain-text report (what ``--stats`` prints)."""
