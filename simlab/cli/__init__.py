@@ -1,0 +1,83 @@
+"""The ``simlab`` command line.
+
+    simlab import okx-capture OKX.ws.1.0 --out rec [--instruments OKX.0]
+    simlab verify rec [--json]
+    simlab rebuild rec
+    simlab serve [--port 0] [--rest-port 0] [--speed K|max] [--checksum off] [--snapshot off]
+                 [--recording DIR] [--fault SPEC ...]
+    simlab record --inst BTC-USDT,ETH-USDT-SWAP --channels books,trades --out DIR
+                  [--duration 8h] [--rotate 5m] [--ws-url URL] [--rest-url URL] [--stats]
+    simlab replay DIR [DIR ...] --inst BTC-USDT --side buy --notional 100 [--fee-tier VIP1]
+                  [--order-type limit] [--start T] [--end T] [--json] [--out F.parquet]
+                  [--mode events] [--stats]
+    simlab demo [--out DIR] [--seconds 30]
+    simlab train maker-taker DIR [DIR ...] --inst BTC-USDT --quantity 0.01 [--horizon 5s]
+                 [--side both] [--queue conservative] --out model.json
+    simlab train slippage DIR [DIR ...] --inst BTC-USDT [--side buy] --out model.json
+    simlab synth --out DIR [--seconds 600] [--inst BTC-USDT,...] [--channels books,trades]
+                 [--seed 0] [--imbalance-flow BETA] [--checksum on|off]
+    simlab sweep DIR [DIR ...] --grid grid.yaml [--inst X] [--executor local|inline|dask://H:P]
+                 [--workers N] [--out results] [--ticks] [--json]
+
+Exit status: 0 success, 1 verification found problems (``record``: stopped by a write
+error, e.g. a full disk; ``sweep``: a cell failed), 2 unusable input (message on stderr,
+no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from simlab import __version__
+
+from . import demo, importer, rebuild, record, replay, serve, sweep, synth, train, verify
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, order_inst_type
+
+__all__ = ["EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "build_parser", "main", "order_inst_type"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand.
+
+    >>> build_parser().parse_args(["verify", "rec", "--json"]).json
+    True
+    """
+    p = argparse.ArgumentParser(prog="simlab", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"simlab {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    sub = p.add_subparsers(dest="command")
+    importer.add(sub)
+    verify.add(sub)
+    rebuild.add(sub)
+    serve.add(sub)
+    record.add(sub)
+    replay.add(sub)
+    demo.add(sub)
+    train.add(sub)
+    synth.add(sub)
+    sweep.add(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    >>> main(["verify", "/nonexistent"])  # doctest: +SKIP
+    2
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
+                        format="simlab: %(levelname)s: %(message)s")
+    from simlab.store import RecordingError, SourceError
+
+    try:
+        return args.run(args)
+    except (RecordingError, SourceError, OSError) as e:
+        print(f"simlab {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE

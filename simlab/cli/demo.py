@@ -1,0 +1,21 @@
+"""``simlab demo``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add(sub) -> None:
+    p = sub.add_parser("demo", help="the offline end-to-end demo",
+                       description="Start the local emulator, record it through the live "
+                       "client, replay the recording through the cost pipeline and write a "
+                       "report folder.")
+    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    p.add_argument("--seconds", type=float, default=30.0, help="recording length (30 s)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from simlab.demo import main as demo_main
+
+    return demo_main(["--out", args.out, "--seconds", str(args.seconds)])

@@ -1,0 +1,138 @@
+"""``simlab replay``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import EXIT_OK, EXIT_USAGE, order_inst_type, to_json
+
+
+def add(sub) -> None:
+    p = sub.add_parser("replay", help="price an order at every tick of a recording",
+                       description="Replay recording(s) DIR through the cost pipeline and "
+                       "print a cost summary (slippage, fees, impact, net cost, maker "
+                       "probability, latency).")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="recording(s), replayed in order")
+    p.add_argument("--inst", required=True, help="instrument, e.g. BTC-USDT")
+    p.add_argument("--channel", default="books", help="book channel (default books)")
+    p.add_argument("--side", required=True, choices=["buy", "sell"])
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--notional", type=float, help="order size in quote currency")
+    size.add_argument("--quantity", type=float, help="order size in base currency")
+    p.add_argument("--order-type", default="market", choices=["market", "limit"])
+    p.add_argument("--fee-tier", default="Lv1", help="OKX fee tier (Lv1, VIP1 ...)")
+    p.add_argument("--maker-fee", type=float, help="maker rate override (fraction, e.g. 0.0002)")
+    p.add_argument("--taker-fee", type=float, help="taker rate override (fraction)")
+    p.add_argument("--ct-val", type=float, help="contract value override (base units)")
+    p.add_argument("--start", help="start time (ISO 8601, UTC)")
+    p.add_argument("--end", help="end time (ISO 8601, UTC)")
+    p.add_argument("--mode", default="columnar", choices=["columnar", "events"],
+                   help="columnar (fast) or events (the live code path, per-tick latency)")
+    p.add_argument("--horizon", type=float, default=60.0, metavar="T",
+                   help="impact: execution horizon in seconds (default 60)")
+    p.add_argument("--steps", type=int, default=60, metavar="N",
+                   help="impact: steps (default 60: 1 s steps, the step eta is calibrated for)")
+    p.add_argument("--risk-aversion", type=float, default=1e-6, metavar="LAMBDA",
+                   help="impact: lambda (default 1e-6)")
+    for k in ("sigma", "eta", "gamma", "epsilon"):
+        p.add_argument(f"--{k}", type=float, help=f"impact: {k} (default: calibrated)")
+    p.add_argument("--no-impact", action="store_true", help="price no market impact")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--out", metavar="F", help="write the per-tick table to this Parquet file")
+    p.add_argument("--every", type=float, metavar="S",
+                   help="with --out: one row per S seconds (the last tick of each interval)")
+    p.add_argument("--report", metavar="DIR", help="write charts and the summary to DIR")
+    p.add_argument("--maker-taker-model", metavar="F",
+                   help="a trained maker/taker model (simlab train maker-taker) for limit "
+                   "orders, instead of the queue-share heuristic")
+    p.add_argument("--stats", action="store_true",
+                   help="also print the performance monitor: stage latency percentiles "
+                        "(per stage with --mode events), feed latency per instrument, "
+                        "message rates, CPU, memory and threads")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from simlab.models.fees import FeeRates
+    from simlab.sim.order import OrderSpec
+    from simlab.sim.report import write_report
+    from simlab.sim.run import price_recording
+
+    try:
+        rates = None
+        if (args.maker_fee is None) != (args.taker_fee is None):
+            raise ValueError("give both --maker-fee and --taker-fee, or neither")
+        if args.maker_fee is not None:
+            rates = FeeRates(maker=args.maker_fee, taker=args.taker_fee)
+        qty, unit = ((args.notional, "quote") if args.notional is not None
+                     else (args.quantity, "base"))
+        order = OrderSpec(args.inst, args.side, qty, unit, args.order_type, args.fee_tier, rates)
+        order.fees(order_inst_type(args.inst))  # a bad tier fails before any work
+        overrides = {k: getattr(args, k) for k in ("sigma", "eta", "gamma", "epsilon")}
+        model = None
+        if args.maker_taker_model:
+            from simlab.models.persist import load_model
+
+            if args.order_type != "limit":
+                raise ValueError("--maker-taker-model prices limit orders: add --order-type "
+                                 "limit (a market order is always taker)")
+            model = load_model(args.maker_taker_model)
+            if not hasattr(model, "predict") or getattr(model, "name", "") != "logistic":
+                raise ValueError(f"{args.maker_taker_model}: not a maker/taker model (it is "
+                                 f"a {type(model).__name__}); train one with simlab train "
+                                 "maker-taker")
+        monitor = True
+        if args.stats:
+            from simlab.monitor import Monitor
+
+            monitor = Monitor(interval=0.2).start()
+        try:
+            res, info = price_recording(
+                args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
+                end=args.end, impact=None if args.no_impact else "calibrate", T=args.horizon,
+                N=args.steps, lam=args.risk_aversion, overrides=overrides, ct_val=args.ct_val,
+                model=model, monitor=monitor)
+        finally:
+            if args.stats:
+                monitor.stop()
+        if model is not None:
+            info["maker_taker_model"] = {"file": args.maker_taker_model,
+                                         "features": list(model.features)}
+    except ValueError as e:
+        print(f"simlab replay: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    summary = res.summary()
+    summary["run"] = info
+    if args.stats and res.monitor is not None:
+        summary["monitor"] = {k: v for k, v in res.monitor.summary().items()
+                              if k != "histograms"}
+    if args.out:
+        if args.every:
+            res.sampled(args.every).to_parquet(args.out, index=False, compression="zstd")
+        else:
+            res.to_parquet(args.out)
+    if args.report:
+        write_report(res, args.report, summary=summary, ac=res.impact,
+                     ac_X=float(res.table["filled_base"].median()) if res.impact and len(
+                         res.table) else None)
+    if args.json:
+        sys.stdout.write(to_json(summary))
+    else:
+        from simlab.sim.summary import format_summary
+
+        print(format_summary(summary))
+        if info.get("impact_provenance"):
+            p = res.impact
+            print(f"impact parameters (sigma {p.sigma:.6g}, eta {p.eta:.6g}, gamma "
+                  f"{p.gamma:.6g}, T {p.T:g} s, N {p.N}, lambda {p.lam:g}):")
+            for k, v in info["impact_provenance"].items():
+                print(f"  {k}: {v}")
+        if args.out:
+            print(f"per-tick table: {args.out}")
+        if args.report:
+            print(f"report: {args.report}")
+        if args.stats and res.monitor is not None:
+            print()
+            print(res.monitor.format(f"performance ({args.mode} replay)"))
+    return EXIT_OK

@@ -1,0 +1,29 @@
+"""``simlab verify``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import EXIT_OK, EXIT_PROBLEMS
+
+
+def add(sub) -> None:
+    p = sub.add_parser("verify", help="replay a recording and check every book",
+                       description="Rebuild every book from raw/ and report counts, "
+                                   "checksums and gaps. Exit 1 on problems.")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from simlab.store import format_report, verify
+
+    report = verify(args.dir, progress=bool(args.progress))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        print(format_report(report))
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
