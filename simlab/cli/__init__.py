@@ -28,25 +28,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from simlab import __version__
 
 from . import demo, importer, rebuild, record, replay, serve, sweep, synth, train, verify
-from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, order_inst_type
+from ._common import EXIT_OK, EXIT_PIPE, EXIT_PROBLEMS, EXIT_USAGE, order_inst_type
 
-__all__ = ["EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "build_parser", "main", "order_inst_type"]
+__all__ = ["EXIT_OK", "EXIT_PIPE", "EXIT_PROBLEMS", "EXIT_USAGE", "build_parser", "main",
+           "order_inst_type"]
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand.
+    """The argument parser with every subcommand; ``--log-level`` (and ``-q``) is accepted
+    before or after the command.
 
     >>> build_parser().parse_args(["verify", "rec", "--json"]).json
     True
+    >>> build_parser().parse_args(["verify", "rec", "--log-level", "info"]).log_level
+    'info'
     """
     p = argparse.ArgumentParser(prog="simlab", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"simlab {__version__}")
-    p.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    _logging_flags(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command")
     importer.add(sub)
     verify.add(sub)
@@ -58,11 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add(sub)
     synth.add(sub)
     sweep.add(sub)
+    for cmd in sub.choices.values():
+        _logging_flags(cmd, argparse.SUPPRESS)
+    p.set_defaults(log_level="warning", quiet=False)
     return p
+
+
+def _logging_flags(p: argparse.ArgumentParser, default) -> None:
+    # SUPPRESS keeps a subcommand's unset flag from overwriting the one given before it.
+    g = p.add_argument_group("logging")
+    g.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default=default,
+                   help="terminal log level (default warning)")
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="log errors only (= --log-level error)")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status.
+
+    A closed stdout (``simlab verify rec | head``) ends the command quietly with status 141,
+    as a shell reports a pipe's writer killed by SIGPIPE.
 
     >>> main(["verify", "/nonexistent"])  # doctest: +SKIP
     2
@@ -72,12 +95,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
-    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
+    level = "error" if args.quiet else args.log_level
+    logging.basicConfig(level=getattr(logging, level.upper()),
                         format="simlab: %(levelname)s: %(message)s")
     from simlab.store import RecordingError, SourceError
 
     try:
         return args.run(args)
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_PIPE
     except (RecordingError, SourceError, OSError) as e:
         print(f"simlab {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; pointing it at /dev/null keeps that flush from
+    # printing "Exception ignored ... BrokenPipeError" (the recipe in the signal docs).
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

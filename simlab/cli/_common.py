@@ -5,17 +5,24 @@ from __future__ import annotations
 import argparse
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_PIPE = 141  # stdout closed by the reader, as a shell reports SIGPIPE (128 + 13)
 
 
 def seconds(text: str) -> float:
-    """A duration: 5s, 500ms, 2m, 1h, or plain seconds."""
-    t = text.strip().lower()
-    if t.endswith("ms"):
-        return duration(f"{float(t[:-2]) / 1000.0!r}")
-    return duration(t)
+    """A duration: 5s, 500ms, 2m, 1h, or plain seconds (the same as :func:`duration`).
+
+    >>> seconds("500ms")
+    0.5
+    """
+    return duration(text)
 
 
 def csv_list(text: str) -> list[str]:
+    """A comma-separated list, the one list syntax of every flag (``--inst A,B``).
+
+    >>> csv_list("BTC-USDT, ETH-USDT")
+    ['BTC-USDT', 'ETH-USDT']
+    """
     items = [x.strip() for x in text.split(",") if x.strip()]
     if not items:
         raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
@@ -23,7 +30,13 @@ def csv_list(text: str) -> list[str]:
 
 
 def duration(text: str) -> float:
-    from simlab.store.status import parse_duration
+    """A positive duration with a unit (``500ms``, ``60s``, ``5m``, ``8h``, ``1h30m``) or bare
+    seconds, for argparse.
+
+    >>> duration("5m")
+    300.0
+    """
+    from simlab.units import parse_duration
 
     try:
         v = parse_duration(text)
@@ -31,6 +44,23 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"duration {text!r} must be > 0")
+    return v
+
+
+def duration_or_zero(text: str) -> float:
+    """A duration that may be 0 (e.g. "no interval").
+
+    >>> duration_or_zero("0"), duration_or_zero("2s")
+    (0.0, 2.0)
+    """
+    from simlab.units import parse_duration
+
+    try:
+        v = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be >= 0")
     return v
 
 
