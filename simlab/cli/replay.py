@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE, order_inst_type, to_json
+from ._common import EXIT_OK, EXIT_USAGE, duration, order_inst_type, to_json
 
 
 def add(sub) -> None:
@@ -29,19 +29,21 @@ def add(sub) -> None:
     p.add_argument("--end", help="end time (ISO 8601, UTC)")
     p.add_argument("--mode", default="columnar", choices=["columnar", "events"],
                    help="columnar (fast) or events (the live code path, per-tick latency)")
-    p.add_argument("--horizon", type=float, default=60.0, metavar="T",
-                   help="impact: execution horizon in seconds (default 60)")
-    p.add_argument("--steps", type=int, default=60, metavar="N",
-                   help="impact: steps (default 60: 1 s steps, the step eta is calibrated for)")
-    p.add_argument("--risk-aversion", type=float, default=1e-6, metavar="LAMBDA",
-                   help="impact: lambda (default 1e-6)")
+    # One name per concept: the Almgren-Chriss T, N and lambda (YAML and Python: T, N, lam).
+    p.add_argument("--impact-horizon", "--T", dest="T", type=duration, default=60.0,
+                   metavar="DURATION", help="impact: execution horizon T, e.g. 60s or 5m "
+                   "(default 60s)")
+    p.add_argument("--impact-steps", "--N", dest="N", type=int, default=60, metavar="N",
+                   help="impact: steps N (default 60: 1 s steps, the step eta is calibrated for)")
+    p.add_argument("--risk-aversion", "--lam", dest="lam", type=float, default=1e-6,
+                   metavar="LAMBDA", help="impact: risk aversion lambda (default 1e-6)")
     for k in ("sigma", "eta", "gamma", "epsilon"):
         p.add_argument(f"--{k}", type=float, help=f"impact: {k} (default: calibrated)")
     p.add_argument("--no-impact", action="store_true", help="price no market impact")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--out", metavar="F", help="write the per-tick table to this Parquet file")
-    p.add_argument("--every", type=float, metavar="S",
-                   help="with --out: one row per S seconds (the last tick of each interval)")
+    p.add_argument("--every", type=duration, metavar="DURATION",
+                   help="with --out: one row per interval, e.g. 1s (the last tick of each)")
     p.add_argument("--report", metavar="DIR", help="write charts and the summary to DIR")
     p.add_argument("--maker-taker-model", metavar="F",
                    help="a trained maker/taker model (simlab train maker-taker) for limit "
@@ -90,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             res, info = price_recording(
                 args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
-                end=args.end, impact=None if args.no_impact else "calibrate", T=args.horizon,
-                N=args.steps, lam=args.risk_aversion, overrides=overrides, ct_val=args.ct_val,
+                end=args.end, impact=None if args.no_impact else "calibrate", T=args.T,
+                N=args.N, lam=args.lam, overrides=overrides, ct_val=args.ct_val,
                 model=model, monitor=monitor)
         finally:
             if args.stats:

@@ -44,8 +44,11 @@ def add(sub) -> None:
     size = mt.add_mutually_exclusive_group(required=True)
     size.add_argument("--quantity", type=float, help="order size in base currency")
     size.add_argument("--notional", type=float, help="order size in quote currency")
-    mt.add_argument("--horizon", type=seconds, default=5.0, metavar="H",
-                    help="fill horizon (default 5s)")
+    # "horizon" alone is ambiguous beside replay's impact horizon T: the fill horizon has
+    # its own name (--horizon stays as an alias of it, here only).
+    mt.add_argument("--fill-horizon", "--horizon", dest="fill_horizon", type=seconds,
+                    default=5.0, metavar="DURATION",
+                    help="fill horizon: how long a passive order may wait, e.g. 5s (default 5s)")
     mt.add_argument("--side", default="both", choices=["buy", "sell", "both"])
     mt.add_argument("--queue", default="conservative", choices=["conservative", "probabilistic"],
                     help="queue position assumption (default conservative)")
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             common["features"] = tuple(args.features)
         if args.kind == "maker-taker":
             res = train_maker_taker(args.dirs, args.inst, quantity=args.quantity,
-                                    notional=args.notional, horizon_s=args.horizon,
+                                    notional=args.notional, horizon_s=args.fill_horizon,
                                     side=args.side, queue=args.queue, power=args.power,
                                     C=args.C, progress=not args.quiet, **common)
         else:
