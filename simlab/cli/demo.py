@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import duration
+
 
 def add(sub) -> None:
     p = sub.add_parser("demo", help="the offline end-to-end demo",
@@ -11,7 +13,8 @@ def add(sub) -> None:
                        "client, replay the recording through the cost pipeline and write a "
                        "report folder.")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    p.add_argument("--seconds", type=float, default=30.0, help="recording length (30 s)")
+    p.add_argument("--duration", "--seconds", dest="seconds", type=duration, default=30.0,
+                   metavar="DURATION", help="recording length, e.g. 30s (default 30s)")
     p.set_defaults(run=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE, csv_list
+from ._common import EXIT_OK, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 
 def add(sub) -> None:
@@ -16,8 +16,8 @@ def add(sub) -> None:
                                    "instrument metadata) to a new recording DIR. "
                                    "Deterministic: the same arguments give the same data.")
     p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
-    p.add_argument("--seconds", type=float, default=600.0, metavar="S",
-                   help="simulated seconds (default 600)")
+    p.add_argument("--duration", "--seconds", dest="seconds", type=duration, default=600.0,
+                   metavar="DURATION", help="simulated time, e.g. 600s or 10m (default 10m)")
     p.add_argument("--inst", type=csv_list, default=["BTC-USDT"], metavar="ID,ID",
                    help="instruments, comma-separated (default BTC-USDT)")
     p.add_argument("--channels", type=csv_list, default=["books", "trades"], metavar="CH,CH",
@@ -28,8 +28,9 @@ def add(sub) -> None:
                         "sells at mu/2*(1-BETA*I), BETA in [-1, 1] (default: plain CST flow)")
     p.add_argument("--checksum", choices=("on", "off"), default="off",
                    help="'off' (default): checksum 0 on every frame (OKX since June 2026)")
-    p.add_argument("--latency-ms", type=float, default=5.0, metavar="MS",
-                   help="receive time after the exchange time (default 5)")
+    p.add_argument("--latency", type=duration_or_zero, default=0.005, metavar="DURATION",
+                   help="receive time after the exchange time, e.g. 5ms (default 5ms)")
+    p.add_argument("--latency-ms", type=float, help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -39,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
 
     from simlab.emulator.offline import write_synthetic_recording
 
+    latency_ms = args.latency * 1000.0 if args.latency_ms is None else args.latency_ms
     t0 = time.perf_counter()
     try:
         path = write_synthetic_recording(
             args.out, seconds=args.seconds, instruments=args.inst, channels=args.channels,
             seed=args.seed, imbalance=args.imbalance_flow, checksum=args.checksum == "on",
-            latency_ms=args.latency_ms, progress=not args.no_progress)
+            latency_ms=latency_ms, progress=False if args.no_progress else None)
     except ValueError as e:
         print(f"simlab synth: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -116,7 +116,7 @@ def write_synthetic_recording(
     imbalance: float | None = None,
     params: CSTParams | Mapping[str, CSTParams] | None = None,
     checksum: bool = False, latency_ms: float = 5.0, step_ms: int = 100,
-    start_ms: int | None = None, progress: bool = False,
+    start_ms: int | None = None, progress: bool | None = False,
 ) -> Path:
     """Write ``seconds`` of a synthetic market as a new recording ``out``; returns its path.
 
@@ -143,6 +143,7 @@ def write_synthetic_recording(
     """
     from tqdm import tqdm
 
+    from simlab.progress import wanted
     from simlab.store.writer import RecordingWriter
 
     seconds = _number(seconds, "seconds", positive=True)
@@ -211,7 +212,8 @@ def write_synthetic_recording(
                         w.add(snap.frame, max(ns, snap.ts_ms * 1_000_000 + lat_ns), n)
         last = ns
         # Counted in ms (exact integers), shown in simulated seconds.
-        with tqdm(total=dur_ms, unit="s", unit_scale=0.001, desc="synth", disable=not progress,
+        with tqdm(total=dur_ms, unit="s", unit_scale=0.001, desc="synth",
+                  disable=not wanted(progress),
                   bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} simulated s [{elapsed}<"
                              "{remaining}]") as bar:
             t = t0
