@@ -53,7 +53,7 @@ def test_serve_prints_urls_serves_and_stops_on_ctrl_c():
 
 def test_serve_options_and_bad_input():
     a = build_parser().parse_args(["serve", "--speed", "max", "--snapshot", "off", "--fault",
-                                   "gap", "reset", "--fault", "drop:after=3", "--recording",
+                                   "gap", "--fault", "reset", "--fault", "drop:after=3", "--recording",
                                    "rec"])
     assert (a.speed, a.snapshot, a.recording) == ("max", "off", "rec")
     assert a.fault == ["gap", "reset", "drop:after=3"]

@@ -66,10 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add(sub)
     synth.add(sub)
     sweep.add(sub)
-    for cmd in sub.choices.values():
-        _logging_flags(cmd, argparse.SUPPRESS)
+    _each_command(p, lambda cmd: _logging_flags(cmd, argparse.SUPPRESS))
     p.set_defaults(log_level="warning", quiet=False)
     return p
+
+
+def _each_command(p: argparse.ArgumentParser, fn) -> None:
+    # every subcommand, nested ones too (train maker-taker)
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for cmd in a.choices.values():
+                fn(cmd)
+                _each_command(cmd, fn)
 
 
 def _logging_flags(p: argparse.ArgumentParser, default) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 
 def add(sub) -> None:
@@ -29,7 +29,7 @@ def add(sub) -> None:
     p.add_argument("--rest-url", metavar="URL", help="REST base URL (default OKX's)")
     p.add_argument("--resync", choices=("auto", "resubscribe", "rest"), default="auto",
                    help="how a broken book is resynced (default auto)")
-    p.add_argument("--status-interval", type=float, default=1.0, metavar="S",
+    p.add_argument("--status-interval", type=duration_or_zero, default=1.0, metavar="DURATION",
                    help="seconds between status lines (0: no status line)")
     p.add_argument("--queue-mb", type=float, default=32.0, metavar="MB",
                    help="payload bytes the writer queue may hold before frames are dropped "

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE
+from ._common import EXIT_OK, EXIT_USAGE, duration
 
 
 def add(sub) -> None:
@@ -30,14 +30,15 @@ def add(sub) -> None:
     p.add_argument("--tbt-access", choices=("open", "login", "deny"), default="open",
                    help="*-l2-tbt channels: served without login (open), after a login "
                         "request (login), or refused as for a non-VIP account (deny)")
-    p.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--idle-timeout", type=duration, default=30.0, metavar="DURATION",
                    help="close a connection after S seconds without push or client frame")
-    p.add_argument("--heartbeat", type=float, default=60.0, metavar="S",
+    p.add_argument("--heartbeat", type=duration, default=60.0, metavar="DURATION",
                    help="simulated seconds without change before the empty update")
     p.add_argument("--recording", metavar="DIR", help="replay this recording instead")
-    p.add_argument("--fault", action="extend", nargs="+", default=[], metavar="SPEC",
+    # repeated, not a comma list: a spec holds commas of its own
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="KIND[:key=value,...], e.g. gap:inst=BTC-USDT,after=100 or "
-                        "stall:duration=5,at=30 (several, or repeated; see docs/emulator.md)")
+                        "stall:duration=5,at=30 (repeat for several; see docs/emulator.md)")
     p.set_defaults(run=run)
 
 
