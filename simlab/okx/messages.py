@@ -27,17 +27,50 @@ OTHER_CHANNELS = frozenset({"tickers", "trades-all", "funding-rate", "mark-price
 Level = list  # [price: str, size: str, ..., count: str]
 
 
+def show(v: Any, limit: int = 40) -> str:
+    """A short description of a parsed JSON value for an error message: short scalars as
+    their repr, long strings cut, containers by type and size (never a repr of a nested
+    object, which can be huge or too deep to print).
+
+    >>> show("41006.8"), show("x" * 100)[:8], show([[1]]), show({"a": 1}), show(2**200)
+    ("'41006.8'", "'xxxxxxx", 'a list of 1', 'an object of 1 key', 'an integer of 61 digits')
+    """
+    if type(v) is str:
+        return repr(v) if len(v) <= limit else f"{v[:limit]!r}... ({len(v)} chars)"
+    if v is None or type(v) in (bool, float):
+        return repr(v)
+    if type(v) is int:
+        if -10**limit < v < 10**limit:
+            return repr(v)
+        return f"an integer of {v.bit_length() * 30103 // 100000 + 1} digits"
+    if isinstance(v, list | tuple):
+        return f"a list of {len(v)}"
+    if isinstance(v, dict):
+        return f"an object of {len(v)} key{'' if len(v) == 1 else 's'}"
+    return f"a {type(v).__name__}"
+
+
+def _excerpt(frame: Any, n: int = 120) -> str:
+    if isinstance(frame, bytes | bytearray | memoryview):
+        return bytes(frame[:n * 4]).decode("utf-8", "replace")[:n]
+    if isinstance(frame, str):
+        return frame[:n]
+    return f"<{type(frame).__name__}>"
+
+
 class OkxParseError(ValueError):
     """A frame that is not a valid OKX v5 public message.
 
-    ``reason`` says what was expected; ``excerpt`` is the start of the offending frame.
+    ``reason`` says what was expected; ``excerpt`` is the start of the offending frame (at
+    most 120 characters, whatever its size).
+
+    >>> OkxParseError("expected a JSON object", b"[1, 2]" + b" " * 10**6).excerpt[:6]
+    '[1, 2]'
     """
 
     def __init__(self, reason: str, frame: bytes | str | None = None):
         self.reason = reason
-        if isinstance(frame, bytes | bytearray | memoryview):
-            frame = bytes(frame).decode("utf-8", "replace")
-        self.excerpt = (frame or "")[:120]
+        self.excerpt = "" if frame is None else _excerpt(frame)
         super().__init__(f"{reason}: {self.excerpt!r}" if frame is not None else reason)
 
 

@@ -6,12 +6,16 @@ a dict of column lists. The store writes those columns without knowing anything 
 the receive-side columns (``arrival``, ``recv_ns``) are added by the writer.
 
 A frame that cannot be parsed, or whose numbers are not numbers, comes back as
-``kind == "malformed"`` with the reason; nothing here raises on bad input.
+``kind == "malformed"`` with a short reason; nothing here raises on bad input (any bytes,
+deeply nested JSON included). Book prices and sizes must have the form the book accepts
+(plain decimals of at most 18 digits on each side of the point, 31 characters in all;
+order counts whole numbers), so a level the normaliser keeps is one the book can apply.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +29,7 @@ from .messages import (
     Pong,
     TradeMsg,
     is_book,
+    show,
 )
 from .parse import parse_frame, parse_history_line
 from .rest import REST_CONN, parse_rest_book
@@ -42,6 +47,18 @@ TRADE_COLUMNS = ("ts_ms", "trade_id", "side", "price", "size", "price_str", "siz
 
 _I64 = 2**63
 _I32 = 2**31
+#: The book's grammar (simlab/_native.c parse_dec, parse_count), for whole columns at once.
+_DEC = r"[0-9]{1,18}(?:\.[0-9]{1,18})?"
+_DECIMALS = re.compile(rf"{_DEC}(?:,{_DEC})*").fullmatch
+_COUNTS = re.compile(r"(?:[0-9]{1,18}(?:,[0-9]{1,18})*)?").fullmatch
+_MAX_NUMBER_CHARS = 31
+_TRADE_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch
+_TS = re.compile(r"[0-9]{1,19}").fullmatch
+
+try:
+    from simlab._native import LevelsView as _Checked
+except ImportError:  # built without a compiler
+    _Checked = None  # type: ignore[assignment,misc]
 
 
 @dataclass(slots=True)
@@ -77,6 +94,8 @@ def normalize(payload: bytes | str, wire_format: str = WIRE_WS) -> Normalized:
     ('book', 'levels', ['bid', 'ask'], [1.0, 2.0], [1, 3])
     >>> normalize(b'{"arg":').kind
     'malformed'
+    >>> normalize(b'{"event":"notice","arg":[1],"code":"1"}').error
+    "'arg' must be an object with a 'channel', got a list of 1"
     """
     if wire_format not in WIRE_FORMATS:
         raise ValueError(f"wire format must be one of {WIRE_FORMATS}, got {wire_format!r}")
@@ -85,12 +104,24 @@ def normalize(payload: bytes | str, wire_format: str = WIRE_WS) -> Normalized:
             msg = parse_history_line(payload)
         else:
             msg = parse_frame(payload)
+        return _classify(msg)
     except OkxParseError as e:
         return Normalized("malformed", error=e.reason)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        # The parser promises OkxParseError; anything else is still bad input, not a crash.
-        return Normalized("malformed", error=f"unparseable frame ({type(e).__name__}: {e})")
-    return _classify(msg)
+    except Exception as e:
+        # The checks promise OkxParseError; anything else is still bad input, not a crash
+        # (and its text is not shown: it could quote the whole frame).
+        return Normalized("malformed", error=f"{INTERNAL_REASON} ({type(e).__name__})")
+
+
+#: The partition of frames stored as malformed (the recording format's ``_malformed``).
+MALFORMED_CHANNEL = "_malformed"
+#: The reason for a frame that parses but was passed on or stored as malformed (the live
+#: client could not handle it, or an importer's line had no usable prefix).
+STORED_MALFORMED = "passed on as malformed (it parses, but could not be handled)"
+
+#: The start of the reason given when a check raised something other than OkxParseError
+#: (a bug in the checks; the hostile-frame tests assert it never happens).
+INTERNAL_REASON = "unparseable frame"
 
 
 def _classify(msg: Any) -> Normalized:
@@ -113,9 +144,8 @@ def _classify(msg: Any) -> Normalized:
         return Normalized("event", msg.channel, msg.inst_id, msg, label=label)
     if isinstance(msg, Pong):
         return Normalized("pong", msg=msg, label="pong")
-    assert isinstance(msg, OtherMsg)
-    if not isinstance(msg.channel, str):
-        return Normalized("malformed", error=f"'channel' must be a string, got {msg.channel!r}")
+    if not isinstance(msg, OtherMsg) or not isinstance(msg.channel, str):
+        return Normalized("malformed", error=f"not a message: {show(msg)}")
     known = msg.channel in OTHER_CHANNELS or msg.channel in BOOK_CHANNELS | TRADE_CHANNELS
     inst = msg.inst_id if isinstance(msg.inst_id, str) else None
     return Normalized("other" if known else "unknown", msg.channel, inst, msg,
@@ -123,41 +153,42 @@ def _classify(msg: Any) -> Normalized:
 
 
 def _data_ts(data: Any) -> int | None:
-    try:
-        return _ts(int(data[0]["ts"]))
-    except (TypeError, ValueError, KeyError, IndexError):
-        return None
+    first = data[0] if type(data) is list and data else None
+    v = first.get("ts") if type(first) is dict else None
+    if type(v) is int or (type(v) is str and _TS(v)):
+        return _ts(int(v))
+    return None
 
 
 def _ts(v: int | None) -> int | None:
-    return v if v is not None and 0 <= v < _I64 else None
+    return v if type(v) is int and 0 <= v < _I64 else None
 
 
 def _int_in(v: int | None, what: str, limit: int) -> int | None:
-    if v is not None and not -limit <= v < limit:
-        raise OkxParseError(f"{what} out of range: {v}")
+    if v is not None and (type(v) is not int or not -limit <= v < limit):
+        raise OkxParseError(f"{what} must be an integer in range, got {show(v)}")
     return v
 
 
-def _number(s: Any, what: str, zero_ok: bool) -> float:
+def _number(s: Any, what: str, zero_ok: bool, book: bool = True) -> float:
     if type(s) is not str:
-        raise OkxParseError(f"{what} must be a decimal string, got {s!r}")
-    try:
-        f = float(s)
-    except ValueError:
-        raise OkxParseError(f"{what} is not a number: {s!r}") from None
-    if not math.isfinite(f) or f < 0 or (f == 0 and not zero_ok):
-        raise OkxParseError(f"{what} must be finite and {'>= 0' if zero_ok else '> 0'}: {s!r}")
+        raise OkxParseError(f"{what} must be a decimal string, got {show(s)}")
+    ok = (_DECIMALS(s) and len(s) <= _MAX_NUMBER_CHARS) if book else _TRADE_DECIMAL(s)
+    if not ok:
+        raise OkxParseError(f"{what} is not a number: {show(s)}")
+    f = float(s)
+    if not math.isfinite(f) or (f == 0 and not zero_ok):
+        raise OkxParseError(f"{what} must be finite and {'>= 0' if zero_ok else '> 0'}: "
+                            f"{show(s)}")
     return f
 
 
 def _count(s: Any, what: str) -> int:
-    try:
-        c = int(s)
-    except (TypeError, ValueError):
-        raise OkxParseError(f"{what} must be an integer string, got {s!r}") from None
-    if not 0 <= c < _I32:
-        raise OkxParseError(f"{what} out of range: {c}")
+    if type(s) is not str or not _COUNTS(s) or not s:
+        raise OkxParseError(f"{what} must be an integer string, got {show(s)}")
+    c = int(s)
+    if not c < _I32:
+        raise OkxParseError(f"{what} out of range: {show(c)}")
     return c
 
 
@@ -168,29 +199,45 @@ def _side_fast(levels: Any) -> tuple[list, ...] | None:
         sstr = [lvl[1] for lvl in levels]
         if not pstr:
             return [], [], [], [], []
-        if {type(x) for x in pstr} | {type(x) for x in sstr} != {str}:
+        # The C scanner has checked its levels' form already.
+        if type(levels) is not _Checked and not _form_ok(levels, pstr, sstr):
             return None
         prices = list(map(float, pstr))
         sizes = list(map(float, sstr))
         counts = [int(lvl[-1]) if len(lvl) >= 3 else None for lvl in levels]
     except (ValueError, TypeError, IndexError):
         return None
-    # a NaN or inf anywhere makes the sum non-finite (huge finite values only fall back)
-    if not (math.isfinite(sum(prices) + sum(sizes)) and min(prices) > 0 and min(sizes) >= 0):
+    if not min(prices) > 0:
         return None
     known = [c for c in counts if c is not None]
-    if known and not (min(known) >= 0 and max(known) < _I32):
+    if known and not max(known) < _I32:
         return None
     return prices, sizes, counts, pstr, sstr
+
+
+def _form_ok(levels: Any, pstr: list, sstr: list) -> bool:
+    """Every price, size and count a string of the book's form: one regex pass per column
+    instead of one per string (a comma inside a string could pass it, but then float()
+    refuses that string)."""
+    cstr = [lvl[-1] for lvl in levels if len(lvl) >= 3]
+    if {type(x) for x in pstr} | {type(x) for x in sstr} | {type(x) for x in cstr} != {str}:
+        return False
+    return bool(_DECIMALS(",".join(pstr)) and _DECIMALS(",".join(sstr))
+                and _COUNTS(",".join(cstr))
+                and max(map(len, pstr)) <= _MAX_NUMBER_CHARS
+                and max(map(len, sstr)) <= _MAX_NUMBER_CHARS)
 
 
 def _side_checked(levels: Any, side: str) -> tuple[list, ...]:
     """Columns of one side, level by level, raising :class:`OkxParseError` on the first bad
     one (the slow path, taken only when :func:`_side_fast` found something wrong)."""
     prices, sizes, counts, pstr, sstr = [], [], [], [], []
+    if not hasattr(levels, "__len__") or isinstance(levels, str | bytes | dict):
+        raise OkxParseError(f"{side} levels must be a list, got {show(levels)}")
     for lvl in levels:
-        if len(lvl) < 2:
-            raise OkxParseError(f"{side} level must be [price, size, ..., count], got {lvl!r}")
+        if not isinstance(lvl, list | tuple) or len(lvl) < 2:
+            raise OkxParseError(f"{side} level must be [price, size, ..., count], got "
+                                f"{show(lvl)}")
         px, sz = lvl[0], lvl[1]
         prices.append(_number(px, f"{side} price", zero_ok=False))
         sizes.append(_number(sz, f"{side} size", zero_ok=True))
@@ -255,15 +302,20 @@ def trade_rows(msg: Any) -> dict[str, list]:
         if _ts(t.ts) is None:
             raise OkxParseError(f"trade ts out of range: {t.ts}")
         cols["ts_ms"].append(t.ts)
-        cols["trade_id"].append(str(t.trade_id))
+        if type(t.trade_id) is not str or t.side not in ("buy", "sell"):
+            raise OkxParseError(f"trade needs a tradeId string and side 'buy' or 'sell', got "
+                                f"{show(t.trade_id)}, {show(t.side)}")
+        cols["trade_id"].append(t.trade_id)
         cols["side"].append(t.side)
-        cols["price"].append(_number(t.px, "trade price", zero_ok=False))
-        cols["size"].append(_number(t.sz, "trade size", zero_ok=True))
+        cols["price"].append(_number(t.px, "trade price", zero_ok=False, book=False))
+        cols["size"].append(_number(t.sz, "trade size", zero_ok=True, book=False))
         cols["price_str"].append(t.px)
         cols["size_str"].append(t.sz)
         cols["count"].append(_int_in(t.count, "trade count", _I32))
         cols["seq_id"].append(_int_in(t.seq_id, "trade seqId", _I64))
-        cols["source"].append(None if t.source is None else str(t.source))
+        if t.source is not None and type(t.source) is not str:
+            raise OkxParseError(f"trade source must be a string, got {show(t.source)}")
+        cols["source"].append(t.source)
     return cols
 
 
@@ -295,7 +347,19 @@ def normalize_raw(payload: bytes, conn: int, channel: str | None, inst: str | No
     ...                   b'"bids":[],"ts":"5","seqId":9}]}', -1, "books", "X", "okx-ws")
     >>> n.kind, n.channel, n.inst_id, n.rows["snapshot"], n.rows["seq_id"]
     ('book', 'books', 'X', [True], [9])
+
+    A frame stored in the malformed partition (``channel == "_malformed"``) stays
+    malformed, whatever it holds: the writer, ``verify`` and ``rebuild`` all call this, so
+    they agree on it.
+
+    >>> normalize_raw(b"pong", 0, "_malformed", "_none", "okx-ws").kind
+    'malformed'
     """
+    if channel == MALFORMED_CHANNEL:
+        n = normalize_raw(payload, conn, None, None, wire_format)
+        if n.kind == "malformed":
+            return n
+        return Normalized("malformed", n.channel, n.inst_id, error=STORED_MALFORMED)
     if conn != REST_CONN:
         return normalize(payload, wire_format)
     try:
@@ -303,6 +367,9 @@ def normalize_raw(payload: bytes, conn: int, channel: str | None, inst: str | No
         rows = level_rows(msg)
     except OkxParseError as e:
         return Normalized("malformed", error=f"REST snapshot: {e.reason}")
+    except Exception as e:  # see normalize
+        return Normalized("malformed", error=f"REST snapshot: {INTERNAL_REASON} "
+                                             f"({type(e).__name__})")
     return Normalized("book", channel, inst, msg, "levels", rows, msg.ts)
 
 
@@ -322,7 +389,13 @@ def parse_stored(payload: bytes, conn: int, channel: str | None, inst: str | Non
     ('snapshot', 'X', 9)
     """
     if conn == REST_CONN:
-        return parse_rest_book(payload, channel or "", inst or "")
+        try:
+            return parse_rest_book(payload, channel or "", inst or "")
+        except OkxParseError:
+            raise
+        except Exception as e:  # see normalize
+            raise OkxParseError(f"REST snapshot: {INTERNAL_REASON} ({type(e).__name__})",
+                                payload) from None
     if wire_format == WIRE_L2_HISTORY:
         return parse_history_line(payload)
     if wire_format != WIRE_WS:
