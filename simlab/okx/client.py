@@ -587,14 +587,17 @@ class OkxClient:
                 recv_ns = time.time_ns()
                 if not isinstance(payload, bytes):
                     payload = bytes(payload)
+                arrival = self._arrival
                 try:
                     self._on_frame(c, payload, recv_ns)
                 except Exception as e:  # a bug here must not silently kill the connection
                     self.counts["internal_errors"] += 1
                     log.exception("conn %d: frame handling failed", c.id)
                     if self.counts["internal_errors"] <= MAX_NOISY_EVENTS:
-                        self._event("error", c.id, detail=f"internal: {type(e).__name__}: {e}",
-                                    bytes=len(payload))
+                        self._event("error", c.id, bytes=len(payload),
+                                    detail=f"internal: {type(e).__name__}: {str(e)[:200]}")
+                    if self._arrival == arrival:  # not passed on: keep it, never lose it
+                        self._malformed(c, payload, recv_ns, f"internal: {type(e).__name__}")
                 if len(self._ready) >= self.cfg.max_ready and not self._closing:
                     # Back-pressure: stop reading (TCP pushes back) until the consumer
                     # catches up; the keepalive does not count this time.
@@ -699,12 +702,9 @@ class OkxClient:
                 self._emit(recv_ns, c.id, EVENT_CHANNEL, NO_INST, payload)
             return
         try:
-            msg = parse_frame(payload)
+            msg = parse_frame(payload)  # total: OkxParseError is its only failure
         except OkxParseError as e:
-            self.counts["malformed"] += 1
-            self._emit(recv_ns, c.id, MALFORMED_CHANNEL, NO_INST, payload)
-            if self.counts["malformed"] <= MAX_NOISY_EVENTS:
-                self._event("malformed", c.id, detail=e.reason, bytes=len(payload))
+            self._malformed(c, payload, recv_ns, e.reason)
             return
         if type(msg) is EventMsg:
             self._emit(recv_ns, c.id, EVENT_CHANNEL, NO_INST, payload)
@@ -717,6 +717,13 @@ class OkxClient:
             self._on_trades(c, msg, payload, recv_ns)
         else:
             self._on_other(c, msg, payload, recv_ns)
+
+    def _malformed(self, c: _Conn, payload: bytes, recv_ns: int, reason: str) -> None:
+        # Passed on (a recorder stores it in the malformed partition), counted, reported.
+        self.counts["malformed"] += 1
+        self._emit(recv_ns, c.id, MALFORMED_CHANNEL, NO_INST, payload)
+        if self.counts["malformed"] <= MAX_NOISY_EVENTS:
+            self._event("malformed", c.id, detail=reason, bytes=len(payload))
 
     def _data_seen(self, c: _Conn, now: float) -> None:
         if c.silent_since is not None:
