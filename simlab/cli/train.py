@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE, csv_list, seconds
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, seconds
 
 
 def add(sub) -> None:
@@ -41,6 +41,10 @@ def add(sub) -> None:
         q.add_argument("--dataset", metavar="F", help="also write the labelled rows (Parquet)")
         q.add_argument("--plot", metavar="F", help="also save the reliability / coverage plot")
         q.add_argument("--json", action="store_true", help="print the metrics as JSON")
+        q.add_argument("--allow-weak", action="store_true",
+                       help="save the model even if it does not beat its baseline out of "
+                       "sample (it is marked weak in the file and warns when used); "
+                       "without it such a model is not saved and train exits 1")
     size = mt.add_mutually_exclusive_group(required=True)
     size.add_argument("--quantity", type=float, help="order size in base currency")
     size.add_argument("--notional", type=float, help="order size in quote currency")
@@ -79,17 +83,30 @@ def run(args: argparse.Namespace) -> int:
             res = train_maker_taker(args.dirs, args.inst, quantity=args.quantity,
                                     notional=args.notional, horizon_s=args.fill_horizon,
                                     side=args.side, queue=args.queue, power=args.power,
-                                    C=args.C, progress=not args.quiet, **common)
+                                    C=args.C, progress=None if not args.quiet else False, **common)
         else:
             res = train_slippage(args.dirs, args.inst, side=args.side,
                                  notionals=tuple(float(x) for x in args.notionals)
                                  if args.notionals else None,
                                  quantiles=tuple(float(x) for x in args.quantiles),
-                                 progress=not args.quiet, **common)
+                                 progress=None if not args.quiet else False, **common)
     except ValueError as e:
         print(f"simlab train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if res.weak and not args.allow_weak:
+        # the scores still print: the user sees why, and can decide with --allow-weak
+        if args.json:
+            sys.stdout.write(json.dumps(res.metrics, indent=2, sort_keys=True) + "\n")
+        else:
+            print(format_result(res))
+        print(f"simlab train: error: the model is weak, not saved to {args.out}: "
+              f"{res.weak_reason}. Record more data, change the features or settings, or "
+              "pass --allow-weak to save it marked weak", file=sys.stderr)
+        return EXIT_PROBLEMS
     path = res.save(args.out)
+    if res.weak:
+        print(f"simlab train: warning: saved a WEAK model (marked weak in {path}): "
+              f"{res.weak_reason}", file=sys.stderr)
     if args.dataset:
         res.dataset.to_parquet(args.dataset, index=False)
     if args.plot:

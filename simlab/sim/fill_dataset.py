@@ -57,7 +57,8 @@ def trade_path(rec: Recording, inst: str, channel: str = TRADES_CHANNEL, *,
 
     >>> trade_path(Recording("rec"), "BTC-USDT")                    # doctest: +SKIP
     """
-    t = rec.stream_table(TRADES, channel, inst, ["recv_ns", "ts_ms", "side", "price", "size"])
+    t = rec.stream_table(TRADES, channel=channel, inst=inst,
+                         columns=["recv_ns", "ts_ms", "side", "price", "size"])
     if t.num_rows == 0:
         return TradePath.empty()
     keep = np.ones(t.num_rows, bool)
@@ -266,10 +267,10 @@ def fill_dataset(recordings: Any, inst: str, *, quantity: float | None = None,
     return df
 
 
-def _bar(enabled: bool, total: int, desc: str):
-    from tqdm.auto import tqdm
+def _bar(enabled: bool | None, total: int, desc: str):
+    from simlab.progress import bar
 
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False)
+    return bar(enabled, total=total, desc=desc, unit="step", leave=False)
 
 
 __all__ = ["SIDES", "StreamPaths", "fill_dataset", "run_features", "sample_moments",
