@@ -336,7 +336,7 @@ def test_round_trip_of_the_real_capture(emulator_factory, capture_recording, tmp
     a = Recording(capture_recording)
     insts = sorted({f["inst"] for f in a.files("raw", channel="books")})
     subs = [(ch, i) for i in insts for ch in ("books", "trades")]
-    want = {(ch, i): len(a.raw_table(ch, i)) for ch, i in subs}
+    want = {(ch, i): len(a.raw_table(channel=ch, inst=i)) for ch, i in subs}
     emu = emulator_factory(recording=capture_recording, speed=None, start_on_subscribe=True)
     out = tmp_path / "b"
 

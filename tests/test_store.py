@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from simlab.store import Recording, RecordingError, RecordingWriter, rebuild, verify
+from simlab.store.reader import UnknownStreamError
 from simlab.store.schema import utc_date
 
 NS = 1_000_000
@@ -105,7 +106,43 @@ def test_filters_by_channel_and_instrument(tmp_path, wire):
     assert rec.levels_table(inst="ETH-USDT").column("arrival").to_pylist() == [2, 2, 8]
     assert [f.arrival for f in rec.iter_raw(channel="books", inst="ETH-USDT")] == [2, 8]
     assert rec.raw_table(channel="trades").num_rows == 1
-    assert rec.trades_table(inst="nope").num_rows == 0
+    assert rec.trades_table(inst="ETH-USDT").num_rows == 0  # held, but no trades
+    assert rec.levels_table(channel=["books", "trades"], inst=("BTC-USDT",)).num_rows == 7
+
+
+def test_unknown_instrument_or_channel_names_what_exists(tmp_path, wire):
+    write(tmp_path / "r", sample_frames(wire), flush_rows=2)
+    rec = Recording(tmp_path / "r")
+    with pytest.raises(UnknownStreamError, match=r"instrument 'BTC-UDST' is not in the "
+                       r"recording .*it has 3 instruments: BTC-USDT, ETH-USDT, _none"):
+        rec.levels_table(inst="BTC-UDST")
+    with pytest.raises(ValueError, match=r"channel 'book' is not in .*: _event, _malformed, "
+                       r"books, trades"):
+        rec.iter_raw(channel="book")
+    for call in (lambda: rec.files("raw", inst=["ETH-USDT", "XRP-USDT"]),
+                 lambda: rec.stream_table("levels", channel="books", inst="XRP-USDT",
+                                          columns=["price"]),
+                 lambda: rec.table("trades", inst="XRP-USDT")):
+        with pytest.raises(UnknownStreamError, match="'XRP-USDT'"):
+            call()
+    with pytest.raises(TypeError, match="name or a collection of names"):
+        rec.levels_table(inst=7)
+
+
+@pytest.mark.parametrize("call", [
+    lambda rec: rec.levels_table("BTC-USDT"),
+    lambda rec: rec.trades_table("trades", "BTC-USDT"),
+    lambda rec: rec.raw_table("books"),
+    lambda rec: rec.iter_raw("books"),
+    lambda rec: rec.table("levels", "books"),
+    lambda rec: rec.files("levels", "books"),
+    lambda rec: rec.stream_table("levels", "books", "BTC-USDT", ["price"]),
+])
+def test_filters_are_keyword_only(tmp_path, wire, call):
+    # levels_table("BTC-USDT") used to filter on the channel "BTC-USDT": 0 rows, no error
+    write(tmp_path / "r", sample_frames(wire))
+    with pytest.raises(TypeError, match="positional argument"):
+        call(Recording(tmp_path / "r"))
 
 
 def test_plain_pandas_and_pyarrow_read_the_datasets(tmp_path, wire):
@@ -261,19 +298,20 @@ def test_failed_part_write_leaves_no_temporary_and_is_not_listed(tmp_path, wire,
     w = RecordingWriter(tmp_path / "r", flush_rows=10**6)
     w.add(b"pong", 10**18)
     w.flush()
-    real = pq.write_table
 
-    def half_then_fail(table, where, **kw):
-        where.write(b"PAR1 partial")
+    def half_then_fail(self, table, **kw):
+        with open(self.where, "ab") as f:  # the hidden temporary, partly written
+            f.write(b"PAR1 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pq, "write_table", half_then_fail)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", half_then_fail)
     w.add(wire.subscribe("books", "X"), 10**18 + 1)
     with pytest.raises(OSError, match="disk full"):
         w.flush()
-    monkeypatch.setattr(pq, "write_table", real)
+    monkeypatch.undo()
     rec = _assert_consistent(tmp_path / "r")
     assert rec.manifest["rows"]["raw"] == 1
+    assert w.failed_path == "raw/channel=_event/inst=_none/date=2001-09-09/part-000001.parquet"
 
 
 def test_killed_writer_process_leaves_a_readable_recording(tmp_path):

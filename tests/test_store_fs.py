@@ -88,8 +88,8 @@ def test_tables_equal_the_plain_path(sample, opened, way):
     for dataset in ("raw", "levels", "trades"):
         assert rec.table(dataset).equals(plain.table(dataset)), dataset
     cols = ["recv_ns", "snapshot", "side", "price", "size"]
-    assert rec.stream_table("levels", "books", INST, cols, read_dictionary=["side"]).equals(
-        plain.stream_table("levels", "books", INST, cols, read_dictionary=["side"]))
+    kw = {"channel": "books", "inst": INST, "columns": cols, "read_dictionary": ["side"]}
+    assert rec.stream_table("levels", **kw).equals(plain.stream_table("levels", **kw))
     a = list(itertools.islice(rec.iter_raw(from_arrival=5000), 300))
     assert a == list(itertools.islice(plain.iter_raw(from_arrival=5000), 300))
     assert len(a) == 300 and a[0].arrival >= 5000
@@ -191,7 +191,7 @@ def test_damaged_manifest_and_missing_file_through_a_filesystem(memfs):
     entry = rec.files("levels")[0]
     where = re.escape(f"{bad}/{entry['path']}")
     with pytest.raises(RecordingError, match=rf"^{where}: listed in the manifest but missing"):
-        rec.stream_table("levels", "books", INST, ["price"])
+        rec.stream_table("levels", channel="books", inst=INST, columns=["price"])
     with pytest.raises(RecordingError, match="listed in the manifest but missing"):
         rec.levels_table()
     with mem.open_output_stream(f"{bad}/manifest.json") as f:

@@ -17,8 +17,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 def plain(rec: Recording, channel: str, inst: str) -> dict[str, np.ndarray]:
     """The per-message columns by the obvious method: the whole table, one gather."""
-    t = rec.stream_table("levels", channel, inst,
-                         ["recv_ns", "ts_ms", "snapshot", "prev_seq_id", "side"])
+    t = rec.stream_table("levels", channel=channel, inst=inst,
+                         columns=["recv_ns", "ts_ms", "snapshot", "prev_seq_id", "side"])
     arr = t["arrival"].to_numpy()
     first = np.flatnonzero(np.r_[True, arr[1:] != arr[:-1]])
     at = pa.array(first)
@@ -49,7 +49,8 @@ def test_receive_times_fall_back_to_the_levels_table():
     assert np.array_equal(got, m.recv_ns)
     # arrivals the raw table does not hold (as after an import without raw frames): the
     # levels table answers, for the arrivals it has
-    levels = rec.stream_table("levels", "books", "BTC-USDT", ["recv_ns"])
+    levels = rec.stream_table("levels", channel="books", inst="BTC-USDT",
+                              columns=["recv_ns"])
     first = np.flatnonzero(np.r_[True, np.diff(levels["arrival"].to_numpy()) != 0])
     fake = m.arrival + 10**12
     assert np.array_equal(tables._receive_times(rec, "books", "BTC-USDT", fake),

@@ -113,7 +113,7 @@ def validity_from_raw(rec: Recording, channel: str, inst: str, arrival: np.ndarr
     dec = FrameDecoder(channels=[channel], insts=[inst], wire_format=rec.wire_format,
                        verify_checksum=verify_checksum, stale=stale_ranges(rec.manifest))
     seen: dict[int, bool] = {}
-    for f in rec.iter_raw(channel, inst):
+    for f in rec.iter_raw(channel=channel, inst=inst):
         for ev in dec.decode(f):
             if ev.kind == "book":
                 seen[ev.arrival] = ev.valid
@@ -137,8 +137,8 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     check_range([rec], start, end)
     if validity not in ("auto", "manifest", "raw"):
         raise ValueError(f"validity must be 'auto', 'manifest' or 'raw', got {validity!r}")
-    t = rec.stream_table(LEVELS, channel, inst,
-                         ["ts_ms", "snapshot", "prev_seq_id", "side", "price", "size"],
+    t = rec.stream_table(LEVELS, channel=channel, inst=inst,
+                         columns=["ts_ms", "snapshot", "prev_seq_id", "side", "price", "size"],
                          read_dictionary=["side"])
     if t.num_rows == 0:
         raise ReplayError(f"{rec.path}: no book messages for {channel}:{inst}")
@@ -183,12 +183,12 @@ def _receive_times(rec: Recording, channel: str, inst: str, arrival: np.ndarray)
     the levels table (a row per level, the same value repeated: reading it there costs a
     fifth of the whole read); from the levels table when the raw frames do not cover the
     messages (a recording imported without its raw frames)."""
-    raw = rec.stream_table(RAW, channel, inst, ["recv_ns"])
+    raw = rec.stream_table(RAW, channel=channel, inst=inst, columns=["recv_ns"])
     ra = raw["arrival"].to_numpy()
     i = np.searchsorted(ra, arrival)
     if len(ra) and i.max(initial=0) < len(ra) and np.array_equal(ra[i], arrival):
         return raw["recv_ns"].to_numpy()[i]
-    t = rec.stream_table(LEVELS, channel, inst, ["recv_ns"])
+    t = rec.stream_table(LEVELS, channel=channel, inst=inst, columns=["recv_ns"])
     return _per_message(t, ("recv_ns",), sides=False)[1]["recv_ns"]
 
 

@@ -100,7 +100,9 @@ def calibrate_recording(recording: Any, inst: str, *, channel: str = "books",
 
 def _gamma(rec: Any, inst: str, channel: str, t_ns: np.ndarray, mids: np.ndarray,
            step_seconds: float, ct: float) -> GammaFit:
-    t = rec.table(TRADES, channel, inst, columns=["recv_ns", "side", "size"])
+    recorded = channel in rec.streams()[0]  # else no trades (an unknown inst still raises)
+    t = rec.table(TRADES, channel=channel if recorded else [], inst=inst,
+                  columns=["recv_ns", "side", "size"])
     if t.num_rows < 3:
         return GammaFit(0.0, 0.0, float("nan"), 0,
                         f"set to 0: only {t.num_rows} trades recorded for {inst}")

@@ -57,6 +57,8 @@ def trade_path(rec: Recording, inst: str, channel: str = TRADES_CHANNEL, *,
 
     >>> trade_path(Recording("rec"), "BTC-USDT")                    # doctest: +SKIP
     """
+    if channel not in rec.streams()[0]:
+        return TradePath.empty()  # the channel was not recorded (an unknown inst still raises)
     t = rec.stream_table(TRADES, channel=channel, inst=inst,
                          columns=["recv_ns", "ts_ms", "side", "price", "size"])
     if t.num_rows == 0:

@@ -1,17 +1,22 @@
 """Write a simlab recording: raw frames plus the normalised tables derived from them.
 
 Rows are buffered per partition and written as new part files when ``flush_rows`` rows (or
-``flush_bytes`` payload bytes) are buffered, and at :meth:`RecordingWriter.close`. Each part
-file is written under a hidden temporary name, fsync'd and renamed, and only then listed in
-the manifest, which is itself replaced atomically: a reader never sees a half-written file.
+``flush_bytes`` payload bytes) are buffered, and at :meth:`RecordingWriter.close`.
+
+Every write is a commit (``docs/recording-format.md``): each part file is written under a
+hidden temporary name and fsync'd; then the manifest, replaced atomically, lists the files
+(and names them in ``pending``); only then are they renamed into view. So pandas, DuckDB,
+pyarrow and simlab never see a row the manifest does not list, even when the process is
+killed between two steps; a killed commit is completed (renames) by the next
+:class:`~simlab.store.reader.Recording` opened on the directory.
 
 With ``rotating=True`` (the live recorder) each partition has an open hidden part file
 instead: when ``flush_rows`` rows (or ``flush_bytes`` payload bytes) are buffered, the
 partitions with the most rows are appended to their files as row groups until half is
 left (few, large row groups: each holds ~10 KB of footer metadata in memory until its file
 is closed, so past ``MAX_OPEN_ROW_GROUPS`` the fullest files are finished early, still
-hidden). :meth:`RecordingWriter.rotate` writes the rest, finishes every file, renames and
-lists them: memory stays bounded and a crash loses at most the current rotation.
+hidden). :meth:`RecordingWriter.rotate` writes the rest, finishes every file and commits
+them: memory stays bounded and a crash loses at most the current rotation.
 
 :func:`rebuild` re-derives ``levels/`` and ``trades/`` from ``raw/``.
 """
@@ -38,7 +43,7 @@ from simlab.okx.frames import RawFrame
 from simlab.okx.normalize import WIRE_WS, Normalized, normalize, normalize_raw
 from simlab.okx.rest import REST_CONN
 
-from .atomic import atomic_write, fsync_dir
+from .atomic import crash_point, fsync_dir, hidden, rename_into_view
 from .manifest import RecordingError, new_manifest, utc_now, write_manifest
 from .reader import Recording
 from .schema import (
@@ -80,20 +85,9 @@ Key = tuple[str, str, str]  # channel, inst, date
 _NOT_STREAMS = frozenset(("malformed", "event", "pong"))
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Write ``table`` to ``path`` atomically: hidden ``.<name>.tmp``, fsync, rename.
-
-    The temporary name starts with a dot, so pyarrow/pandas dataset discovery skips it
-    even while it is being written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: pq.write_table(table, f, compression="zstd",
-                                                use_dictionary=_dict_columns(table)))
-
-
-def _dict_columns(table: pa.Table) -> list[str]:
+def _dict_columns(schema: pa.Schema) -> list[str]:
     # Dictionary-encoding unique payloads only costs time; repeated strings gain from it.
-    return [f.name for f in table.schema if f.name not in ("payload", "arrival", "recv_ns")]
+    return [f.name for f in schema if f.name not in ("payload", "arrival", "recv_ns")]
 
 
 class _MonitorBuffer:
@@ -128,22 +122,23 @@ class _MonitorBuffer:
 
 class PartFile:
     """A part file written row group by row group under its hidden temporary name
-    (``.<name>.tmp``, skipped by dataset discovery). :meth:`finish` closes and fsyncs it
-    (still hidden), :meth:`publish` renames it to its real name."""
+    (:func:`~simlab.store.atomic.hidden`, skipped by dataset discovery and ``*.parquet``
+    globs). :meth:`finish` closes and fsyncs it (still hidden); once the manifest lists it
+    (:meth:`entry`), :meth:`publish` renames it into view. Pages carry CRC checksums, so
+    a damaged page fails to read instead of decoding to wrong values."""
 
     def __init__(self, root: Path, rel: str, schema: pa.Schema, key: Key):
         self.root, self.rel, self.key = root, rel, key
         self.path = root / rel
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.tmp = hidden(self.path)
         self.rows = 0
         self.row_groups = 0
         self.arrival_min: int | None = None
         self.arrival_max: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            str(self.tmp), schema, compression="zstd",
-            use_dictionary=[f.name for f in schema if f.name not in
-                            ("payload", "arrival", "recv_ns")])
+            str(self.tmp), schema, compression="zstd", use_dictionary=_dict_columns(schema),
+            write_page_checksum=True)
         self.schema = schema
 
     def write(self, cols: dict[str, list]) -> None:
@@ -165,15 +160,20 @@ class PartFile:
             os.fsync(fd)
         finally:
             os.close(fd)
+        crash_point("file-finished")
 
-    def publish(self, dataset: str) -> dict[str, Any]:
-        """Rename the finished file to its real name; its manifest entry."""
-        os.replace(self.tmp, self.path)
-        fsync_dir(self.path.parent)
+    def entry(self, dataset: str) -> dict[str, Any]:
+        """The file's manifest entry."""
         channel, inst, date = self.key
         return {"dataset": dataset, "path": self.rel, "channel": channel, "inst": inst,
                 "date": date, "rows": self.rows, "arrival_min": self.arrival_min,
                 "arrival_max": self.arrival_max}
+
+    def publish(self) -> None:
+        """Rename the finished, listed file to its real name (a reader that completed an
+        interrupted commit may have done it already)."""
+        rename_into_view(self.path)
+        crash_point("file-renamed")
 
     def discard(self) -> None:
         """Give up the file: close what can be closed, remove the temporary."""
@@ -185,13 +185,15 @@ class PartFile:
 
 
 class DatasetBuffer:
-    """Buffered rows of one dataset, by partition, flushed as numbered part files.
+    """Buffered rows of one dataset, by partition, written as numbered hidden part files.
 
-    With ``rotating``: :meth:`write_largest` appends the partitions with the most buffered
-    rows to their open hidden :class:`PartFile` as one row group each; :meth:`roll`
-    finishes the open files with the most row groups (each row group holds ~10 KB of footer
-    metadata in memory until its file is closed) and starts new ones; :meth:`seal` writes
-    the rest, finishes every file and renames them all (the caller lists them).
+    :meth:`flush` writes every buffered partition to a new finished part file (rotating:
+    appends it to the partition's open :class:`PartFile` as one row group). With
+    ``rotating``, :meth:`write_largest` appends the partitions with the most buffered rows;
+    :meth:`roll` finishes the open files with the most row groups (each row group holds
+    ~10 KB of footer metadata in memory until its file is closed) and starts new ones.
+    :meth:`seal` writes the rest and finishes every file: all still hidden, for the
+    caller to list in the manifest and then :meth:`PartFile.publish`.
     """
 
     def __init__(self, root: Path, dataset: str, rotating: bool = False):
@@ -204,7 +206,7 @@ class DatasetBuffer:
         self.rows = 0
         self.rotating = rotating
         self.open: dict[Key, PartFile] = {}
-        self.finished: list[PartFile] = []  # rolled this rotation: complete, still hidden
+        self.finished: list[PartFile] = []  # complete, still hidden, not yet listed
         self.current: str | None = None  # the part file being written (names a failure)
 
     def _cols(self, key: Key) -> dict[str, list]:
@@ -231,20 +233,21 @@ class DatasetBuffer:
             c[name].extend(values)
         self.rows += n
 
-    def flush(self) -> list[dict[str, Any]]:
-        """Write every buffered partition to a new part file; return manifest entries
-        (rotating: append every partition to its open part file; returns [])."""
+    def flush(self) -> None:
+        """Write every buffered partition to a new finished (hidden) part file; rotating:
+        append every partition to its open part file."""
         if self.rotating:
             self.write_largest(0)
-            return []
-        entries = []
+            return
         for key in sorted(self.buf):
             cols = self.buf.pop(key)
             if cols["arrival"]:
-                entries.append(self._write(key, cols))
+                pf = self.open[key] = self._new_part(key)  # open: discard() finds it
+                self.current = pf.rel
+                pf.write(cols)
+                self._finish(self.open.pop(key))
         self.buf.clear()
         self.rows = 0
-        return entries
 
     def write_largest(self, keep_rows: int) -> None:
         """Rotating: write partitions, most rows first, as one row group each, until at
@@ -258,12 +261,23 @@ class DatasetBuffer:
                 continue
             pf = self.open.get(key)
             if pf is None:
-                rel = self.current = self._next_rel(key)
-                pf = self.open[key] = PartFile(self.root, rel, self.schema, key)
+                pf = self.open[key] = self._new_part(key)
             self.current = pf.rel
             pf.write(cols)
             self.current = None
             self.rows -= sizes[key]
+
+    def _new_part(self, key: Key) -> PartFile:
+        rel = self.current = self._next_rel(key)
+        pf = PartFile(self.root, rel, self.schema, key)
+        self.current = None
+        return pf
+
+    def _finish(self, pf: PartFile) -> None:
+        self.current = pf.rel
+        self.finished.append(pf)
+        pf.finish()
+        self.current = None
 
     @property
     def row_groups(self) -> int:
@@ -278,35 +292,24 @@ class DatasetBuffer:
             if total <= keep_groups:
                 break
             pf = self.open.pop(key)
-            self.current = pf.rel
-            self.finished.append(pf)
-            pf.finish()
-            self.current = None
+            self._finish(pf)
             total -= pf.row_groups
 
-    def seal(self) -> list[dict[str, Any]]:
-        """Rotating: write what is buffered, finish every open file and rename every
-        finished one; their manifest entries. On an error the files this call renamed are
-        removed again and every temporary is discarded, so the directory holds only what
-        the manifest lists."""
-        done: list[dict[str, Any]] = []
-        try:
-            self.flush()
-            self.roll(0)
-            for pf in sorted(self.finished, key=lambda f: f.rel):
-                self.current = pf.rel
-                done.append(pf.publish(self.dataset))
-            self.current = None
-            self.finished.clear()
-        except BaseException:
-            for e in done:
-                (self.root / e["path"]).unlink(missing_ok=True)
-            self.discard()
-            raise
-        return done
+    def seal(self) -> list[PartFile]:
+        """Write what is buffered and finish every open file; every finished, unlisted
+        part file (hidden), in path order. They stay in :attr:`finished` until the caller
+        has listed them (:meth:`listed`) or given up (:meth:`discard`)."""
+        self.flush()
+        crash_point("rows-written")
+        self.roll(0)
+        return sorted(self.finished, key=lambda f: f.rel)
+
+    def listed(self) -> None:
+        """The finished files are in the manifest now: forget them here."""
+        self.finished.clear()
 
     def discard(self) -> None:
-        """Drop buffered rows and every unpublished part file (temporaries removed)."""
+        """Drop buffered rows and every unlisted part file (temporaries removed)."""
         for pf in [*self.open.values(), *self.finished]:
             pf.discard()
         self.open.clear()
@@ -319,15 +322,6 @@ class DatasetBuffer:
         n = self.next_part.get(key, 0)
         self.next_part[key] = n + 1
         return f"{partition_dir(self.dataset, channel, inst, date)}/{part_name(n)}"
-
-    def _write(self, key: Key, cols: dict[str, list]) -> dict[str, Any]:
-        channel, inst, date = key
-        rel = self._next_rel(key)
-        table = pa.Table.from_pydict(cols, schema=self.schema)
-        write_parquet(self.root / rel, table)
-        return {"dataset": self.dataset, "path": rel, "channel": channel, "inst": inst,
-                "date": date, "rows": table.num_rows, "arrival_min": cols["arrival"][0],
-                "arrival_max": cols["arrival"][-1]}
 
 
 def partition_of(norm: Normalized) -> tuple[str, str]:
@@ -530,7 +524,7 @@ class RecordingWriter:
                 for buf in self.buffers.values():
                     buf.roll(buf.row_groups // 2)
         except BaseException as e:
-            self._fail_rotation(e, [])
+            self._fail_rotation(e)
             raise
 
     def _count(self, norm: Normalized, channel: str, inst: str, arrival: int,
@@ -607,25 +601,18 @@ class RecordingWriter:
 
     # -- flushing -------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write all buffered rows to new part files, then rewrite the manifest
-        (rotating: append them to the open part files; nothing new is listed)."""
+        """Write all buffered rows to new part files and commit them (:meth:`rotate`);
+        rotating: append them to the open part files, nothing new is listed."""
         if self.rotating:
             try:
                 for buf in self.buffers.values():
                     buf.flush()
             except BaseException as e:
-                self._fail_rotation(e, [])
+                self._fail_rotation(e)
                 raise
             self._bytes = 0
             return
-        entries = []
-        for name, buf in self.buffers.items():
-            new = buf.flush()
-            entries += new
-            self.manifest["rows"][name] += sum(e["rows"] for e in new)
-        self._bytes = 0
-        self.manifest["files"] += entries
-        self._sync_manifest()
+        self._commit()
 
     def _sync_manifest(self) -> None:
         m = self.manifest
@@ -640,11 +627,18 @@ class RecordingWriter:
         write_manifest(self.path, m)
 
     def rotate(self) -> list[dict[str, Any]]:
-        """Close the current part files (flush, fsync, rename), list them and rewrite the
-        manifest; returns their entries. Not rotating: the same as :meth:`flush`.
+        """Close the current part files, commit them and return their manifest entries.
+        Not rotating: the same as :meth:`flush`.
+
+        The commit (``docs/recording-format.md``): every part file is finished and fsync'd
+        under its hidden temporary name; the manifest is rewritten listing them (and naming
+        them in ``pending``); only then are they renamed into view. A reader of the
+        directory (pandas, DuckDB, simlab) never sees a file the manifest does not list; if
+        the process dies between the manifest and the last rename, the next
+        :class:`~simlab.store.reader.Recording` opened on it completes the renames.
 
         If a file or the manifest cannot be written (a full disk), the files of this
-        rotation are removed again, its rows are lost and the writer goes back to its last
+        rotation are removed, its rows are lost and the writer goes back to its last
         rotation (arrivals, counts, events), so the directory and the manifest on disk keep
         agreeing; the error is raised with ``failed_path`` naming what could not be written.
         """
@@ -654,30 +648,53 @@ class RecordingWriter:
             return self.manifest["files"][before:]
         if self._closed:
             raise RecordingError(f"{self.path}: writer is closed")
-        entries: list[dict[str, Any]] = []
-        t = perf_counter_ns()
+        return self._commit(perf_counter_ns())
+
+    def _commit(self, t: int | None = None) -> list[dict[str, Any]]:
+        """Seal every buffer, list the sealed files in the manifest, write it, rename the
+        files into view; their entries. ``t``: when the rotation started (monitored)."""
+        parts: list[PartFile] = []
         try:
-            for buf in self.buffers.values():
-                entries += buf.seal()
+            entries = []
+            for name, buf in self.buffers.items():
+                sealed = buf.seal()
+                parts += sealed
+                entries += [pf.entry(name) for pf in sealed]
             m = self.manifest
             m["files"] += entries
             for e in entries:
                 m["rows"][e["dataset"]] += e["rows"]
+            m["pending"] = [e["path"] for e in entries]
             self._bytes = 0
-            if self._mon is not None:
+            if t is not None and self._mon is not None:
                 self._mon.write.append(perf_counter_ns() - t)
             self._sync_manifest()
         except BaseException as e:
-            self._fail_rotation(e, entries)
+            self._fail_rotation(e)
             raise
+        # committed: from here on the files are the recording's, never removed
+        crash_point("manifest-written")
+        for buf in self.buffers.values():
+            buf.listed()
         self._checkpoint()
+        pf = None
+        try:
+            for pf in parts:
+                pf.publish()
+            for d in sorted({p.path.parent for p in parts}):
+                fsync_dir(d)
+        except OSError as e:
+            self.failed_path = pf.rel if pf is not None else MANIFEST
+            log.error("%s: %s is listed in the manifest but could not be renamed into view "
+                      "(%s); the next reader of the recording completes the rename",
+                      self.path, self.failed_path, e)
+            raise
+        crash_point("committed")
         return entries
 
-    def _fail_rotation(self, e: BaseException, entries: list[dict[str, Any]]) -> None:
-        """Undo the current rotation: its sealed files, open temporaries and counts."""
+    def _fail_rotation(self, e: BaseException) -> None:
+        """Undo the current, uncommitted rotation: its hidden part files and counts."""
         self.failed_path = self._failing(e)
-        for entry in entries:
-            (self.path / entry["path"]).unlink(missing_ok=True)
         for buf in self.buffers.values():
             buf.discard()
             buf.current = None
@@ -712,6 +729,7 @@ class RecordingWriter:
             "first_recv_ns": m["first_recv_ns"], "last_recv_ns": m["last_recv_ns"],
             "events": len(m["events"]), "events_dropped": m["events_dropped"],
             "files": len(m["files"]), "rows": dict(m["rows"]),
+            "pending": list(m.get("pending", [])),
         }
 
     def _restore(self) -> None:
@@ -725,6 +743,7 @@ class RecordingWriter:
         m["events_dropped"] = sv["events_dropped"]
         del m["files"][sv["files"]:]
         m["rows"] = dict(sv["rows"])
+        m["pending"] = list(sv["pending"])
         self._bytes = 0
 
     def close(self) -> None:
@@ -778,6 +797,15 @@ def rebuild(path: str | Path, flush_rows: int = 200_000) -> dict[str, int]:
     shutil.rmtree(work, ignore_errors=True)
     buffers = {d: DatasetBuffer(work, d) for d in DERIVED}
     entries: list[dict[str, Any]] = []
+
+    def flush(b: DatasetBuffer) -> list[dict[str, Any]]:
+        b.flush()  # hidden files under .rebuild/, shown to no reader: rename them now
+        out = [pf.entry(b.dataset) for pf in b.finished]
+        for pf in b.finished:
+            rename_into_view(pf.path)
+        b.listed()
+        return out
+
     for f in rec.iter_raw():
         norm = normalize_raw(f.payload, f.conn, f.channel, f.inst, rec.wire_format)
         if norm.rows is None or norm.kind == "malformed":
@@ -786,12 +814,13 @@ def rebuild(path: str | Path, flush_rows: int = 200_000) -> dict[str, int]:
         buffers[norm.table].extend(key, f.arrival, f.recv_ns, norm.rows)
         if sum(b.rows for b in buffers.values()) >= flush_rows:
             for b in buffers.values():
-                entries += b.flush()
+                entries += flush(b)
     for b in buffers.values():
-        entries += b.flush()
+        entries += flush(b)
     _swap(root, work)
     m = rec.manifest
     m["files"] = [e for e in m["files"] if e["dataset"] not in DERIVED] + entries
+    m["pending"] = []  # Recording() above completed any interrupted commit
     for d in DERIVED:
         m["rows"][d] = sum(e["rows"] for e in entries if e["dataset"] == d)
     m.setdefault("history", []).append({"action": "rebuild", "time": utc_now(),
