@@ -28,6 +28,7 @@ from simlab.okx.fees import FeeTierError
 from simlab.sim import CostPipeline, OrderSpec, price_recording
 from simlab.sim.costs import CostConstants, tick_costs
 from simlab.sim.pipeline import RESULT_COLUMNS
+from simlab.sim.summary import format_summary
 from simlab.store import Recording, RecordingWriter
 from simlab.store.recorder import Recorder
 
@@ -99,6 +100,52 @@ def test_sell_by_quote_notional_and_a_book_too_thin(tmp_path, wire):
     (row,) = thin.table.to_dict("records")
     assert not row["complete"] and row["filled_base"] == 3.0  # never extrapolated
     assert thin.summary()["incomplete_fills"] == 1
+
+
+def test_filled_share_of_an_order_bigger_than_the_book_by_hand(tmp_path, wire):
+    lv = wire.lv
+    # asks: 1 @ 101 + 2 @ 102 = 3 BTC for 305 USDT; then the book deepens to 20 BTC
+    path = _book_recording(tmp_path / "r", wire, "BTC-USDT", [lv("99", "1")],
+                           [lv("101", "1"), lv("102", "2")], {"instType": "SPOT"},
+                           updates=[([], [lv("103", "17")])])
+    base = _both(path, OrderSpec("BTC-USDT", "buy", 18.0, "base"))
+    first, second = base.table.to_dict("records")
+    assert not first["complete"] and first["filled_share"] == 3.0 / 18.0  # depth / order
+    assert second["complete"] and second["filled_share"] == 1.0
+    quote = _both(path, OrderSpec("BTC-USDT", "buy", 1000.0, "quote"))
+    assert quote.table["filled_share"].iloc[0] == 305.0 / 1000.0
+    swap = _book_recording(tmp_path / "s", wire, "BTC-USDT-SWAP", [lv("99", "100")],
+                           [lv("101", "100"), lv("102", "200")],
+                           {"instType": "SWAP", "ctVal": "0.01", "ctType": "linear"})
+    r = _both(swap, OrderSpec("BTC-USDT-SWAP", "buy", 6.0, "base"))
+    assert r.table["filled_share"].iloc[0] == pytest.approx(3.0 / 6.0, rel=1e-15)
+
+    s = base.summary()
+    f = s["fills"]
+    assert (f["ticks"], f["complete"], f["incomplete"], f["covered_ticks"]) == (2, 1, 1, 1)
+    assert f["incomplete_filled_share"]["p50"] == 3.0 / 18.0
+    # the statistics are the complete tick's, the incomplete one's are reported apart
+    assert s["costs_cover"] == "complete" and s["costs"]["net_bps"]["count"] == 1
+    assert s["costs"]["net_bps"]["mean"] == second["net_bps"]
+    assert s["costs_incomplete"]["net_bps"]["mean"] == first["net_bps"]
+    text = format_summary(s)
+    assert ("1 of 2 ticks (50.0 %) the book could not fill the order: filled share p50 "
+            "0.167; statistics below cover the 1 complete ticks") in text
+    every = base.summary(include_incomplete=True)
+    assert every["costs_cover"] == "all" and every["costs"]["net_bps"]["count"] == 2
+    assert "statistics below cover all 2 ticks" in format_summary(every)
+
+
+def test_a_book_that_never_fills_the_order_gives_no_statistic(tmp_path, wire):
+    lv = wire.lv
+    path = _book_recording(tmp_path / "r", wire, "BTC-USDT", [lv("99", "1")],
+                           [lv("101", "1"), lv("102", "2")], {"instType": "SPOT"})
+    s = _both(path, OrderSpec("BTC-USDT", "buy", 18.0, "base")).summary()
+    assert s["fills"]["covered_ticks"] == 0 and s["costs"]["slippage_bps"]["count"] == 0
+    assert math.isnan(s["costs"]["slippage_bps"]["mean"])
+    text = format_summary(s)
+    assert "WARNING: the book could not fill the order at any of the 1 ticks" in text
+    assert "no cost statistic is available" in text
 
 
 def test_limit_order_mixes_passive_and_crossing(tmp_path, wire):
@@ -229,8 +276,10 @@ def test_tick_costs_agree_with_the_model_functions(bid, spread, fb, fq, buy):
 
 # -- bad input -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: OrderSpec("BTC-USDT", "buy", 0), "quantity must be a finite number > 0"),
-    (lambda: OrderSpec("BTC-USDT", "buy", -5.0), "quantity must be a finite number > 0"),
+    (lambda: OrderSpec("BTC-USDT", "buy", 0),
+     r"^notional \(quantity in quote currency\) must be a finite number > 0, got 0$"),
+    (lambda: OrderSpec("BTC-USDT", "buy", -5.0, "base"),
+     r"^quantity \(in base currency\) must be a finite number > 0, got -5.0$"),
     (lambda: OrderSpec("BTC-USDT", "hold", 1.0), "side must be 'buy' or 'sell'"),
     (lambda: OrderSpec("BTC-USDT", "buy", 1.0, "lots"), "unit must be 'base' or 'quote'"),
     (lambda: OrderSpec("BTC-USDT", "buy", 1.0, order_type="stop"), "order_type must be"),
@@ -293,10 +342,15 @@ def test_cli_replay_bad_input_exits_2(capture_recording, capsys, args, message):
     assert message in err and "Traceback" not in err
 
 
-def test_cli_replay_rejects_a_zero_size(capture_recording, capsys):
+@pytest.mark.parametrize(("flag", "value"), [("--notional", "0"), ("--notional", "-100"),
+                                             ("--quantity", "-0.5"), ("--quantity", "nan")])
+def test_cli_replay_rejects_a_bad_size_naming_the_flag(capture_recording, capsys, flag, value):
     assert cli(["replay", str(capture_recording), "--inst", "BTC-USDT", "--side", "buy",
-                "--notional", "0"]) == 2
-    assert "quantity must be a finite number > 0, got 0" in capsys.readouterr().err
+                flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {flag} must be a finite number > 0, got {float(value)!r}" in err
+    other = "--quantity" if flag == "--notional" else "--notional"
+    assert other not in err
 
 
 def test_nan_free_summary_of_an_empty_result(capture_recording):
@@ -320,3 +374,60 @@ def test_sampling_interval_keeps_the_last_tick_of_each(capture_recording, tmp_pa
     assert len(pd.read_parquet(out)) == len(s)
     with pytest.raises(ValueError, match="every must be"):
         res.sampled(0)
+
+
+# -- unfillable orders on the command line -----------------------------------------------------
+@pytest.fixture(scope="module")
+def synth_recording(tmp_path_factory):
+    from simlab.emulator.offline import write_synthetic_recording
+
+    path = tmp_path_factory.mktemp("synth") / "rec"
+    write_synthetic_recording(path, seconds=5, seed=4)
+    return path
+
+
+def test_cli_replay_of_an_order_no_tick_can_fill_exits_1(synth_recording, tmp_path, capsys):
+    out = tmp_path / "t.parquet"
+    args = ["replay", str(synth_recording), "--inst", "BTC-USDT", "--side", "buy",
+            "--notional", "1e12", "--no-impact"]
+    assert cli([*args, "--json", "--out", str(out)]) == 1
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    n = s["ticks"]
+    assert n > 0 and s["fills"]["incomplete"] == n and s["fills"]["covered_ticks"] == 0
+    assert s["costs"]["net_bps"]["count"] == 0 and s["costs"]["net_bps"]["mean"] is None
+    assert f"warning: the book could not fill the order at any of the {n:,} ticks" in cap.err
+    t = pd.read_parquet(out)
+    assert not t["complete"].any() and (t["filled_share"] < 1e-3).all()
+    assert cli(args) == 1
+    text = capsys.readouterr().out
+    assert "WARNING: the book could not fill" in text and "no cost statistic" in text
+    # asked for, the part filled is priced, and said to be
+    assert cli([*args, "--include-incomplete"]) == 0
+    assert "statistics below cover all" in capsys.readouterr().out
+
+
+def test_cli_replay_reports_the_ticks_the_book_could_not_fill(synth_recording, tmp_path,
+                                                              capsys):
+    depth = price_recording(synth_recording, OrderSpec("BTC-USDT", "buy", 1e12),
+                            impact=None)[0].table["filled_quote"]
+    notional = float(depth.median())
+    short = int((depth < notional).sum())
+    assert 0 < short < len(depth)
+    out = tmp_path / "t.parquet"
+    assert cli(["replay", str(synth_recording), "--inst", "BTC-USDT", "--side", "buy",
+                "--notional", repr(notional), "--no-impact", "--json", "--out",
+                str(out)]) == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    f = s["fills"]
+    assert (f["incomplete"], f["complete"], f["covered_ticks"]) == (short, len(depth) - short,
+                                                                   len(depth) - short)
+    assert s["costs"]["net_bps"]["count"] == len(depth) - short
+    assert s["costs_incomplete"]["net_bps"]["count"] == short
+    assert f"{short:,} of {len(depth):,} ticks" in cap.err
+    t = pd.read_parquet(out)
+    np.testing.assert_array_equal(t["filled_share"] < 1, ~t["complete"])
+    assert int((~t["complete"]).sum()) == short
+    assert f["incomplete_filled_share"]["p50"] == pytest.approx(
+        float(np.median(t.loc[~t["complete"], "filled_share"])))

@@ -56,18 +56,37 @@ def test_time_range_seeks_from_the_snapshot(capture_recording):
     start, end = first + 3 * 10**9, first + 7 * 10**9
     # (keys are taken during the replay: a tick's book changes with the next tick)
     part = [ev_key(e) for e in ReplaySource(capture_recording, insts=["BTC-USDT"], start=start,
-                                            end=end)]
+                                            end=end, time_basis="recv")]
     assert part and all(start <= k[3] <= end for k in part)
     # the books at the start are the books a full replay has there: rebuilt from the snapshot
     assert part == [k for k in full if start <= k[3] <= end]
     assert all(k[7] for k in part if k[0] == "book")
 
 
+def test_exchange_time_range_seeks_from_the_snapshot(capture_recording):
+    """The default clock is the exchange's ts: the ticks and trades stamped in the range,
+    on the books a full replay has there."""
+    full = [ev_key(e) for e in ReplaySource(capture_recording, insts=["BTC-USDT"])]
+    data = [k for k in full if k[0] != "notice"]
+    t0 = data[0][4] * 10**6
+    start, end = t0 + 3 * 10**9, t0 + 7 * 10**9
+    part = [ev_key(e) for e in ReplaySource(capture_recording, insts=["BTC-USDT"], start=start,
+                                            end=end)]
+    assert part and all(start <= k[4] * 10**6 <= end for k in part)
+    assert part == [k for k in data if start <= k[4] * 10**6 <= end]
+    # the real capture's clocks differ, so the two bases pick different ticks
+    recv = [ev_key(e) for e in ReplaySource(capture_recording, insts=["BTC-USDT"],
+                                            start=start, end=end, time_basis="recv")]
+    assert recv != part
+
+
 def test_time_range_accepts_iso_strings(capture_recording):
     first = Recording(capture_recording).manifest["first_recv_ns"]
     iso = "2022-05-13T16:27:10Z"
-    evs = list(ReplaySource(capture_recording, start=iso))
+    evs = list(ReplaySource(capture_recording, start=iso, time_basis="recv"))
     assert to_ns(iso) > first and min(e.recv_ns for e in evs) >= to_ns(iso)
+    evs = [e for e in ReplaySource(capture_recording, start=iso) if e.kind != "notice"]
+    assert min(e.ts_ms for e in evs) * 10**6 >= to_ns(iso)
 
 
 def test_several_recordings_in_sequence(capture_recording):
@@ -109,6 +128,9 @@ def test_paced_replay_waits_for_recorded_time(capture_recording):
     ({"start": "2022-05-13T16:27:10Z", "end": "2022-05-13T16:27:06Z"}, "is before start"),
     ({"speed": 0}, "speed must be > 0"),
     ({"start": "noon"}, "start: expected ns since the epoch"),
+    ({"start": "2023-01-01"}, r"\(exchange time\) is outside the recording"),
+    ({"start": "2023-01-01", "time_basis": "recv"}, r"\(receive time\) is outside"),
+    ({"time_basis": "local"}, "time_basis must be 'exchange'"),
 ])
 def test_bad_replay_requests_are_named(capture_recording, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -227,3 +249,58 @@ def test_live_source_streams_the_same_kinds_of_events(emulator_factory, capture_
     assert src.instruments["BTC-USDT"]["instType"] == "SPOT"  # fetched from REST
     with pytest.raises(ValueError, match="at least one"):
         LiveSource([])
+
+
+# -- the clock of a time range ---------------------------------------------------------------------
+LATE_S = 10  # a recording received 10 s after the exchange stamped each message
+
+
+@pytest.fixture(scope="module")
+def late_recording(tmp_path_factory):
+    from simlab.emulator.offline import write_synthetic_recording
+
+    path = tmp_path_factory.mktemp("late") / "rec"
+    write_synthetic_recording(path, seconds=4, seed=2, latency_ms=LATE_S * 1000)
+    return path
+
+
+def _book_ts(path, **kw):
+    return [e.ts_ms for e in ReplaySource(path, channels=["books"], **kw) if e.kind == "book"]
+
+
+def test_a_range_is_on_the_exchange_clock_by_default(late_recording):
+    full = [e for e in ReplaySource(late_recording, channels=["books"]) if e.kind == "book"]
+    assert {e.recv_ns - e.ts_ms * 10**6 for e in full} == {LATE_S * 10**9}
+    ts = [e.ts_ms for e in full]
+    start, end = ts[10] * 10**6, ts[20] * 10**6
+    # both boundary ticks are in; a nanosecond inside, both are out
+    assert _book_ts(late_recording, start=start, end=end) == ts[10:21]
+    assert _book_ts(late_recording, start=start + 1, end=end - 1) == ts[11:20]
+    # on the receive clock the same ticks lie LATE_S later ...
+    lat = LATE_S * 10**9
+    assert _book_ts(late_recording, start=start + lat, end=end + lat,
+                    time_basis="recv") == ts[10:21]
+    assert _book_ts(late_recording, start=start + lat + 1, end=end + lat - 1,
+                    time_basis="recv") == ts[11:20]
+    # ... and the exchange times read as receive times are before the recording began
+    with pytest.raises(ReplayError, match=r"\(receive time\) is outside the recording"):
+        ReplaySource(late_recording, start=start, end=end, time_basis="recv")
+
+
+def test_columnar_run_filters_on_the_same_clock(late_recording):
+    from simlab.sim import CostPipeline, OrderSpec
+
+    ts = _book_ts(late_recording)
+    start, end = ts[10] * 10**6, ts[20] * 10**6
+    order = OrderSpec("BTC-USDT", "buy", 1000.0)
+    col = CostPipeline(order).run_recording(late_recording, start=start, end=end).table
+    assert col["ts_ms"].tolist() == ts[10:21]
+    ev = CostPipeline(order).run(ReplaySource(late_recording, channels=["books"], start=start,
+                                              end=end)).table
+    np.testing.assert_array_equal(col.to_numpy(), ev.to_numpy())
+    lat = LATE_S * 10**9
+    recv = CostPipeline(order).run_recording(late_recording, start=start + lat + 1,
+                                             end=end + lat, time_basis="recv").table
+    assert recv["ts_ms"].tolist() == ts[11:21]
+    with pytest.raises(ReplayError, match="time_basis must be"):
+        CostPipeline(order).run_recording(late_recording, start=start, time_basis="ts")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE, duration, order_inst_type, to_json
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, duration, order_inst_type, to_json
 
 
 def add(sub) -> None:
     p = sub.add_parser("replay", help="price an order at every tick of a recording",
                        description="Replay recording(s) DIR through the cost pipeline and "
                        "print a cost summary (slippage, fees, impact, net cost, maker "
-                       "probability, latency).")
+                       "probability, latency). The statistics cover the ticks where the "
+                       "book could fill the whole order; the others are counted apart. Exit 1 "
+                       "when it could fill the order at no tick (no cost to report).")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="recording(s), replayed in order")
     p.add_argument("--inst", required=True, help="instrument, e.g. BTC-USDT")
     p.add_argument("--channel", default="books", help="book channel (default books)")
@@ -25,8 +27,12 @@ def add(sub) -> None:
     p.add_argument("--maker-fee", type=float, help="maker rate override (fraction, e.g. 0.0002)")
     p.add_argument("--taker-fee", type=float, help="taker rate override (fraction)")
     p.add_argument("--ct-val", type=float, help="contract value override (base units)")
-    p.add_argument("--start", help="start time (ISO 8601, UTC)")
-    p.add_argument("--end", help="end time (ISO 8601, UTC)")
+    p.add_argument("--start", help="start time (ISO 8601, UTC; on the --time-basis clock)")
+    p.add_argument("--end", help="end time (ISO 8601, UTC; on the --time-basis clock)")
+    p.add_argument("--time-basis", default="exchange", choices=["exchange", "recv"],
+                   help="clock of --start/--end: exchange (default: the time the exchange "
+                   "stamped on each message, what simlab verify prints) or recv (local "
+                   "receive time)")
     p.add_argument("--mode", default="columnar", choices=["columnar", "events"],
                    help="columnar (fast) or events (the live code path, per-tick latency)")
     # One name per concept: the Almgren-Chriss T, N and lambda (YAML and Python: T, N, lam).
@@ -40,6 +46,10 @@ def add(sub) -> None:
     for k in ("sigma", "eta", "gamma", "epsilon"):
         p.add_argument(f"--{k}", type=float, help=f"impact: {k} (default: calibrated)")
     p.add_argument("--no-impact", action="store_true", help="price no market impact")
+    p.add_argument("--include-incomplete", action="store_true",
+                   help="cost statistics over every tick, also those where the book could "
+                   "not fill the whole order (priced for the part filled); default: over "
+                   "the complete ticks only, the others counted apart")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--out", metavar="F", help="write the per-tick table to this Parquet file")
     p.add_argument("--every", type=duration, metavar="DURATION",
@@ -57,7 +67,7 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simlab.models.fees import FeeRates
-    from simlab.sim.order import OrderSpec
+    from simlab.sim.order import OrderSpec, order_size
     from simlab.sim.report import write_report
     from simlab.sim.run import price_recording
 
@@ -67,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give both --maker-fee and --taker-fee, or neither")
         if args.maker_fee is not None:
             rates = FeeRates(maker=args.maker_fee, taker=args.taker_fee)
-        qty, unit = ((args.notional, "quote") if args.notional is not None
-                     else (args.quantity, "base"))
+        qty, unit = order_size(args.notional, args.quantity, names=("--notional", "--quantity"))
         order = OrderSpec(args.inst, args.side, qty, unit, args.order_type, args.fee_tier, rates)
         order.fees(order_inst_type(args.inst))  # a bad tier fails before any work
         overrides = {k: getattr(args, k) for k in ("sigma", "eta", "gamma", "epsilon")}
@@ -94,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
                 end=args.end, impact=None if args.no_impact else "calibrate", T=args.T,
                 N=args.N, lam=args.lam, overrides=overrides, ct_val=args.ct_val,
-                model=model, monitor=monitor)
+                model=model, monitor=monitor, time_basis=args.time_basis)
         finally:
             if args.stats:
                 monitor.stop()
@@ -104,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"simlab replay: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    summary = res.summary()
+    summary = res.summary(include_incomplete=args.include_incomplete)
     summary["run"] = info
+    fills = summary["fills"]
+    # no tick filled: there is no cost to report, and the exit code must say so
+    unfilled = fills["ticks"] > 0 and fills["covered_ticks"] == 0
     if args.stats and res.monitor is not None:
         summary["monitor"] = {k: v for k, v in res.monitor.summary().items()
                               if k != "histograms"}
@@ -118,12 +130,17 @@ def run(args: argparse.Namespace) -> int:
         write_report(res, args.report, summary=summary, ac=res.impact,
                      ac_X=float(res.table["filled_base"].median()) if res.impact and len(
                          res.table) else None)
+    if fills.get("warning") and (args.json or unfilled):
+        print(f"simlab replay: warning: {fills['warning']}", file=sys.stderr)
     if args.json:
         sys.stdout.write(to_json(summary))
     else:
         from simlab.sim.summary import format_summary
 
         print(format_summary(summary))
+        if info.get("start") or info.get("end"):
+            print(f"time range: {info.get('start') or 'the start'} .. "
+                  f"{info.get('end') or 'the end'}")
         if info.get("impact_provenance"):
             p = res.impact
             print(f"impact parameters (sigma {p.sigma:.6g}, eta {p.eta:.6g}, gamma "
@@ -137,4 +154,4 @@ def run(args: argparse.Namespace) -> int:
         if args.stats and res.monitor is not None:
             print()
             print(res.monitor.format(f"performance ({args.mode} replay)"))
-    return EXIT_OK
+    return EXIT_PROBLEMS if unfilled else EXIT_OK

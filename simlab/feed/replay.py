@@ -5,9 +5,11 @@ were recorded in and decodes them with :class:`~simlab.feed.decode.FrameDecoder`
 decoder the live source uses, so the events are the ones the live run saw. Options:
 
 - ``insts`` / ``channels``: which streams (default all book and trade streams);
-- ``start`` / ``end``: a time range of local receive time; replay starts from the latest
-  snapshot at or before ``start`` of each book stream and emits events from ``start`` on
-  (books are rebuilt silently from the snapshot up to it);
+- ``start`` / ``end``: a time range, inclusive, on the clock ``time_basis`` names:
+  ``"exchange"`` (the default: the ``ts`` the exchange stamped on each message, what
+  ``simlab verify`` prints) or ``"recv"`` (local receive time); replay starts from the
+  latest snapshot at or before ``start`` of each book stream and emits events from
+  ``start`` on (books are rebuilt silently from the snapshot up to it);
 - ``speed``: None replays as fast as possible, ``k`` paces events at k x real time;
 - several recordings: replayed in the order given, each from empty books (``rec`` in the
   events says which).
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import PurePath
 from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 from pyarrow.fs import FileSystem
 
@@ -40,6 +43,54 @@ from .source import fmt_ns, to_ns
 class ReplayError(ValueError):
     """A replay was asked for something the recording cannot give (unknown instrument,
     a time range outside the recording...)."""
+
+
+#: The clocks a time range can be given on: the exchange's message time (``ts``) or the
+#: local receive time.
+TIME_BASES = ("exchange", "recv")
+#: How each clock is named wherever a time is printed.
+CLOCKS = {"exchange": "exchange time", "recv": "receive time"}
+
+
+def check_time_basis(time_basis: Any) -> str:
+    """``time_basis`` when it is one of :data:`TIME_BASES`, else :class:`ReplayError`.
+
+    >>> check_time_basis("recv")
+    'recv'
+    >>> check_time_basis("local")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    simlab.feed.replay.ReplayError: time_basis must be 'exchange' (...) or 'recv' (...), got 'local'
+    """
+    if time_basis not in TIME_BASES:
+        raise ReplayError("time_basis must be 'exchange' (the exchange's message time, what "
+                          "simlab verify prints) or 'recv' (local receive time), got "
+                          f"{time_basis!r}")
+    return time_basis
+
+
+def fmt_time(ns: int | None, time_basis: str) -> str:
+    """A time in ns as ISO 8601 UTC with its clock named.
+
+    >>> fmt_time(1652459225503749100, "exchange")
+    '2022-05-13T16:27:05.503749Z (exchange time)'
+    """
+    return f"{fmt_ns(ns)} ({CLOCKS[check_time_basis(time_basis)]})"
+
+
+def in_window(ts_ms: Any, start: int | None, end: int | None) -> np.ndarray:
+    """Which exchange times ``ts_ms`` (ms) lie in ``[start, end]`` (ns, either None).
+
+    >>> in_window([999, 1000, 2000, 2001], 10**9, 2 * 10**9).tolist()
+    [False, True, True, False]
+    """
+    t = np.asarray(ts_ms, dtype=np.int64) * 1_000_000
+    keep = np.ones(t.shape, dtype=bool)
+    if start is not None:
+        keep &= t >= start
+    if end is not None:
+        keep &= t <= end
+    return keep
 
 
 def open_recordings(paths: Any) -> list[Recording]:
@@ -101,56 +152,116 @@ def check_selection(recs: list[Recording], channels: Iterable[str] | None,
                               f"it has: {', '.join(sorted(known)) or 'none'}")
 
 
-def time_span(recs: list[Recording]) -> tuple[int, int]:
-    """First and last receive time (ns) over the recordings."""
-    firsts = [r.manifest.get("first_recv_ns") for r in recs]
-    lasts = [r.manifest.get("last_recv_ns") for r in recs]
-    firsts = [f for f in firsts if f is not None]
-    lasts = [x for x in lasts if x is not None]
+def time_span(recs: list[Recording], time_basis: str = "recv",
+              channels: Iterable[str] | None = None,
+              insts: Iterable[str] | None = None) -> tuple[int, int]:
+    """First and last time (ns) over the recordings: receive time from the manifests, or
+    exchange time (``time_basis="exchange"``) of the selected streams' book and trade
+    messages."""
+    if check_time_basis(time_basis) == "exchange":
+        firsts, lasts = [], []
+        for r in recs:
+            for t in _stream_tables(r, ["ts_ms"], channels, insts):
+                if t.num_rows:
+                    lo_hi = pc.min_max(t["ts_ms"]).as_py()
+                    firsts.append(lo_hi["min"] * 1_000_000)
+                    lasts.append(lo_hi["max"] * 1_000_000)
+    else:
+        firsts = [f for r in recs if (f := r.manifest.get("first_recv_ns")) is not None]
+        lasts = [x for r in recs if (x := r.manifest.get("last_recv_ns")) is not None]
     if not firsts:
-        raise ReplayError("the recording holds no frames")
+        raise ReplayError("the recording holds no frames" if time_basis == "recv" else
+                          "the recording holds no book or trade messages")
     return min(firsts), max(lasts)
 
 
-def check_range(recs: list[Recording], start: int | None, end: int | None) -> None:
-    """Raise :class:`ReplayError` when ``start``/``end`` do not overlap the recordings."""
+def check_range(recs: list[Recording], start: int | None, end: int | None,
+                time_basis: str = "recv", channels: Iterable[str] | None = None,
+                insts: Iterable[str] | None = None) -> None:
+    """Raise :class:`ReplayError` when ``start``/``end`` (on the clock ``time_basis``) do
+    not overlap the recordings; the message names the clock."""
     if start is not None and end is not None and end < start:
-        raise ReplayError(f"end ({fmt_ns(end)}) is before start ({fmt_ns(start)})")
-    lo, hi = time_span(recs)
+        raise ReplayError(f"end ({fmt_time(end, time_basis)}) is before start "
+                          f"({fmt_time(start, time_basis)})")
+    lo, hi = time_span(recs, time_basis, channels, insts)
     if (start is not None and start > hi) or (end is not None and end < lo):
-        raise ReplayError(f"time range {fmt_ns(start)} .. {fmt_ns(end)} is outside the "
-                          f"recording, which spans {fmt_ns(lo)} .. {fmt_ns(hi)}")
+        clock = CLOCKS[time_basis]
+        other = "recv" if time_basis == "exchange" else "exchange"
+        raise ReplayError(f"time range {fmt_ns(start)} .. {fmt_ns(end)} ({clock}) is outside "
+                          f"the recording, which spans {fmt_ns(lo)} .. {fmt_ns(hi)} ({clock}; "
+                          f"time_basis {other!r} / --time-basis {other} filters on "
+                          f"{CLOCKS[other]})")
 
 
 def seek_arrival(rec: Recording, start: int | None, channels: Iterable[str] | None = None,
-                 insts: Iterable[str] | None = None) -> int:
+                 insts: Iterable[str] | None = None, time_basis: str = "recv") -> int:
     """The arrival to start decoding from so that every selected book stream is rebuilt at
-    ``start``: the earliest of the streams' latest snapshots at or before ``start`` (0 when
-    a stream has none before it).
+    ``start`` (on the clock ``time_basis``): the earliest of the streams' latest snapshots
+    at or before ``start`` (0 when a stream has none before it).
 
     >>> seek_arrival(Recording("rec"), None)                  # doctest: +SKIP
     0
     """
     if start is None:
         return 0
-    t = rec.table(LEVELS, channels if channels is None else list(channels),
-                  insts if insts is None else list(insts),
-                  columns=["recv_ns", "snapshot"])
+    exchange = check_time_basis(time_basis) == "exchange"
+    t = rec.table(LEVELS, channel=channels if channels is None else list(channels),
+                  inst=insts if insts is None else list(insts),
+                  columns=["ts_ms" if exchange else "recv_ns", "snapshot"])
     if t.num_rows == 0:
         return 0
+    # exchange time is in ms: the last ms at or before start
+    clock, at = (t["ts_ms"], start // 1_000_000) if exchange else (t["recv_ns"], start)
     begin = None
     for (ch, inst) in {(c, i) for c, i in zip(t["channel"].to_pylist(), t["inst"].to_pylist(),
                                                strict=True)}:
         mask = pc.and_(pc.and_(pc.equal(t["channel"], ch), pc.equal(t["inst"], inst)),
-                       pc.and_(t["snapshot"], pc.less_equal(t["recv_ns"], start)))
+                       pc.and_(t["snapshot"], pc.less_equal(clock, at)))
         snaps = t.filter(mask)["arrival"]
         a = pc.max(snaps).as_py() if len(snaps) else 0
         begin = a if begin is None else min(begin, a)
     return begin or 0
 
 
+def stop_recv(rec: Recording, end: int | None, channels: Iterable[str] | None = None,
+              insts: Iterable[str] | None = None) -> int | None:
+    """The last receive time (ns) of a selected book or trade message stamped at or before
+    ``end`` (exchange time, ns): a replay by exchange time reads no frame after it. None
+    when ``end`` is None; -1 when no message is that early.
+
+    >>> stop_recv(Recording("rec"), None)                     # doctest: +SKIP
+    """
+    if end is None:
+        return None
+    last = -1
+    for t in _stream_tables(rec, ["recv_ns", "ts_ms"], channels, insts):
+        if t.num_rows:
+            keep = t.filter(pc.less_equal(t["ts_ms"], end // 1_000_000))["recv_ns"]
+            if len(keep):
+                last = max(last, pc.max(keep).as_py())
+    return last
+
+
+def _stream_tables(rec: Recording, columns: list[str], channels: Iterable[str] | None,
+                   insts: Iterable[str] | None) -> Iterator[Any]:
+    """``columns`` of the selected streams' ``levels`` and ``trades`` rows, one table per
+    dataset that has any of them (a dataset is asked only for streams it holds)."""
+    chs = None if channels is None else set(channels)
+    ins = None if insts is None else set(insts)
+    for kind, ds in (("book", LEVELS), ("trade", TRADES)):
+        have = [(c, i) for c, i in streams(rec, kind)
+                if (chs is None or c in chs) and (ins is None or i in ins)]
+        if have:
+            yield rec.table(ds, channel=sorted({c for c, _ in have}),
+                            inst=sorted({i for _, i in have}), columns=columns)
+
+
 class ReplaySource:
     """Replay recordings as a feed :class:`~simlab.feed.source.Source`.
+
+    ``time_basis``: the clock of ``start``/``end``, ``"exchange"`` (default) or ``"recv"``;
+    by exchange time a book tick or trade is emitted when its ``ts_ms`` lies in the range
+    (a notice once the range has begun).
 
     >>> src = ReplaySource("rec", insts=["BTC-USDT"])           # doctest: +SKIP
     >>> sum(1 for ev in src if ev.kind == "book")                 # doctest: +SKIP
@@ -159,14 +270,19 @@ class ReplaySource:
 
     def __init__(self, recordings: Any, *, insts: Iterable[str] | None = None,
                  channels: Iterable[str] | None = None, start: Any = None, end: Any = None,
-                 speed: float | None = None, verify_checksum: bool = True) -> None:
+                 speed: float | None = None, verify_checksum: bool = True,
+                 time_basis: str = "exchange") -> None:
         self.recordings = open_recordings(recordings)
         self.insts = None if insts is None else [insts] if isinstance(insts, str) else list(insts)
         self.channels = (None if channels is None else [channels] if isinstance(channels, str)
                          else list(channels))
         check_selection(self.recordings, self.channels, self.insts)
+        self.time_basis = check_time_basis(time_basis)
         self.start, self.end = to_ns(start, "start"), to_ns(end, "end")
-        check_range(self.recordings, self.start, self.end)
+        time_span(self.recordings)  # an empty recording fails here, on any clock
+        if self.start is not None or self.end is not None:
+            check_range(self.recordings, self.start, self.end, self.time_basis,
+                        self.channels, self.insts)
         if speed is not None and not speed > 0:
             raise ReplayError(f"speed must be > 0 (x real time) or None, got {speed!r}")
         self.speed = speed
@@ -180,10 +296,14 @@ class ReplaySource:
 
     def __repr__(self) -> str:
         return (f"ReplaySource({[str(r.path) for r in self.recordings]}, insts={self.insts}, "
-                f"start={fmt_ns(self.start)}, end={fmt_ns(self.end)}, speed={self.speed})")
+                f"start={fmt_ns(self.start)}, end={fmt_ns(self.end)} "
+                f"({CLOCKS[self.time_basis]}), speed={self.speed})")
 
     def _decoded(self) -> Iterator[tuple[int, int, Event]]:
         """(recording, recv_ns, event); pacing is applied by the iterators."""
+        if self.time_basis == "exchange" and (self.start is not None or self.end is not None):
+            yield from self._decoded_exchange()
+            return
         start, end = self.start, self.end
         self.decoders = []
         for i, rec in enumerate(self.recordings):
@@ -191,7 +311,7 @@ class ReplaySource:
                                wire_format=rec.wire_format, verify_checksum=self.verify_checksum,
                                rec=i, stale=stale_ranges(rec.manifest))
             self.decoders.append(dec)
-            frames = rec.iter_raw(self.channels, self.insts,
+            frames = rec.iter_raw(channel=self.channels, inst=self.insts,
                                   from_arrival=seek_arrival(rec, start, self.channels,
                                                             self.insts))
             for f in frames:
@@ -201,6 +321,39 @@ class ReplaySource:
                 if start is not None and f.recv_ns < start:
                     continue  # rebuilding the books up to the start
                 for ev in evs:
+                    yield i, f.recv_ns, ev
+
+    def _decoded_exchange(self) -> Iterator[tuple[int, int, Event]]:
+        """:meth:`_decoded` by exchange time: every frame from the seek point is decoded (the
+        books must follow), a book tick or trade is kept when its ``ts_ms`` is in the range,
+        a notice once the range has begun."""
+        start, end = self.start, self.end
+        lo = -1 if start is None else start
+        hi = None if end is None else end
+        self.decoders = []
+        for i, rec in enumerate(self.recordings):
+            dec = FrameDecoder(channels=self.channels, insts=self.insts,
+                               wire_format=rec.wire_format, verify_checksum=self.verify_checksum,
+                               rec=i, stale=stale_ranges(rec.manifest))
+            self.decoders.append(dec)
+            stop = stop_recv(rec, end, self.channels, self.insts)
+            frames = rec.iter_raw(channel=self.channels, inst=self.insts,
+                                  from_arrival=seek_arrival(rec, start, self.channels,
+                                                            self.insts, "exchange"))
+            begun = False
+            for f in frames:
+                if stop is not None and f.recv_ns > stop:
+                    break
+                for ev in dec.decode(f):
+                    ts = getattr(ev, "ts_ms", None)
+                    if ts is None:
+                        if begun:
+                            yield i, f.recv_ns, ev
+                        continue
+                    t = ts * 1_000_000
+                    if t < lo or (hi is not None and t > hi):
+                        continue
+                    begun = True
                     yield i, f.recv_ns, ev
 
     def _wait(self, i: int, r: int) -> float:

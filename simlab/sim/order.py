@@ -19,6 +19,47 @@ from simlab.okx.instruments import contract_terms
 SIDES = ("buy", "sell")
 UNITS = ("base", "quote")
 ORDER_TYPES = ("market", "limit")
+#: How an order's size is named in messages, by ``unit``: the CLI's ``--notional`` and
+#: ``--quantity``, a sweep's ``notional`` and ``quantity``.
+SIZE_NAMES = {"quote": "notional (quantity in quote currency)",
+              "base": "quantity (in base currency)"}
+
+
+def check_size(value: Any, what: str) -> float:
+    """``value`` as a float when it is a finite number > 0, else ValueError naming ``what``
+    (the flag or key the user typed).
+
+    >>> check_size(5, "--notional")
+    5.0
+    >>> check_size(-100.0, "--notional")
+    Traceback (most recent call last):
+    ...
+    ValueError: --notional must be a finite number > 0, got -100.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def order_size(notional: Any = None, quantity: Any = None, *,
+               names: tuple[str, str] = ("notional", "quantity")) -> tuple[float, str]:
+    """``(quantity, unit)`` of an order sized by exactly one of ``notional`` (quote
+    currency) and ``quantity`` (base currency), checked; errors name the input by
+    ``names`` (e.g. ``("--notional", "--quantity")`` on the command line).
+
+    >>> order_size(notional=1000)
+    (1000.0, 'quote')
+    >>> order_size(notional=-100, names=("--notional", "--quantity"))
+    Traceback (most recent call last):
+    ...
+    ValueError: --notional must be a finite number > 0, got -100
+    """
+    if (notional is None) == (quantity is None):
+        raise ValueError(f"give exactly one of {names[0]} and {names[1]}")
+    if notional is not None:
+        return check_size(notional, names[0]), "quote"
+    return check_size(quantity, names[1]), "base"
 
 
 @dataclass(frozen=True)
@@ -31,10 +72,10 @@ class OrderSpec:
 
     >>> OrderSpec("BTC-USDT", "buy", 100.0, "quote", fee_tier="VIP1").fees("SPOT").taker
     0.0005
-    >>> OrderSpec("BTC-USDT", "buy", -1)
+    >>> OrderSpec("BTC-USDT", "buy", -100, "quote")
     Traceback (most recent call last):
     ...
-    ValueError: quantity must be a finite number > 0, got -1
+    ValueError: notional (quantity in quote currency) must be a finite number > 0, got -100
     """
 
     inst: str
@@ -50,13 +91,11 @@ class OrderSpec:
             raise ValueError(f"inst must be an instrument id like 'BTC-USDT', got {self.inst!r}")
         if self.side not in SIDES:
             raise ValueError(f"side must be 'buy' or 'sell', got {self.side!r}")
-        q = self.quantity
-        if isinstance(q, bool) or not isinstance(q, (int, float)) or not (
-                math.isfinite(q) and q > 0):
-            raise ValueError(f"quantity must be a finite number > 0, got {q!r}")
-        object.__setattr__(self, "quantity", float(q))
         if self.unit not in UNITS:
             raise ValueError(f"unit must be 'base' or 'quote', got {self.unit!r}")
+        # a quote-sized order is what the CLI and sweeps call the notional: say that word
+        what = SIZE_NAMES[self.unit]
+        object.__setattr__(self, "quantity", check_size(self.quantity, what))
         if self.order_type not in ORDER_TYPES:
             raise ValueError(f"order_type must be 'market' or 'limit', got {self.order_type!r}")
 

@@ -31,11 +31,17 @@ import pandas as pd
 
 from simlab.book.batch import Order, rebuild_books
 from simlab.feed.events import Event
-from simlab.feed.replay import ReplayError, open_recordings
+from simlab.feed.replay import (
+    ReplayError,
+    check_range,
+    check_time_basis,
+    in_window,
+    open_recordings,
+)
 from simlab.feed.source import to_ns
 from simlab.feed.tables import book_messages, summarize
 from simlab.models.fill_features import FILL_FEATURES, FeatureParams, FillFeatureState
-from simlab.models.fill_labels import BookPath
+from simlab.models.fill_labels import BookPath, TradePath
 from simlab.models.impact import ACParams, cost_coefficients
 from simlab.models.maker_taker import MakerTakerModel, QueueShareModel
 from simlab.monitor import Monitor
@@ -44,9 +50,10 @@ from .costs import COST_COLUMNS, CostConstants, maker_probability, tick_costs
 from .fill_dataset import TRADES_CHANNEL, StreamPaths, run_features, trade_path
 from .order import Instrument, OrderSpec
 
-#: Columns of the per-tick result table, in order.
+#: Columns of the per-tick result table, in order. ``filled_share``: the part of the order
+#: the visible book filled (filled / requested, in the order's unit; 1 when ``complete``).
 RESULT_COLUMNS = ("rec", "arrival", "recv_ns", "ts_ms", "best_bid", "best_ask", "bid_size",
-                  "ask_size", *COST_COLUMNS)
+                  "ask_size", *COST_COLUMNS, "filled_share")
 #: Latency stages of :attr:`CostResult.latency`, in ns per tick.
 STAGES = ("decode", "walk", "models", "total")
 #: The finer stages the monitor keeps (:attr:`CostPipeline.monitor`): ``decode`` is ``parse``
@@ -98,11 +105,13 @@ class CostResult:
     mode: str = "events"
     monitor: Monitor | None = None
 
-    def summary(self) -> dict[str, Any]:
-        """Means and percentiles of the costs, maker probability and latency."""
+    def summary(self, include_incomplete: bool = False) -> dict[str, Any]:
+        """Means and percentiles of the costs, maker probability and latency; the costs
+        cover the ticks where the book filled the whole order unless ``include_incomplete``
+        (see :func:`simlab.sim.summary.fill_summary`)."""
         from .summary import summarize_result
 
-        return summarize_result(self)
+        return summarize_result(self, include_incomplete)
 
     def sampled(self, every: float) -> pd.DataFrame:
         """One row per ``every`` seconds of receive time: the last tick in each interval
@@ -281,7 +290,9 @@ class CostPipeline:
             p, tm = None, tf
         c = tick_costs(bid, ask, bsz, asz, gb, gq, rem, consts, feats, p)
         t2 = perf_counter_ns()
-        row = (ev.rec, ev.arrival, ev.recv_ns, ev.ts_ms, bid, ask, bsz, asz, *_costs_of(c))
+        # complete is within a rounding of the amount: its share is 1, not 1 - 1e-16
+        row = (ev.rec, ev.arrival, ev.recv_ns, ev.ts_ms, bid, ask, bsz, asz, *_costs_of(c),
+               1.0 if c["complete"] else (gq if o.quote else gb) / o.amount)
         self._rows.append(row)
         self.counts["priced"] += 1
         parse = ev.parse_ns
@@ -338,11 +349,17 @@ class CostPipeline:
 
     # -- columnar -----------------------------------------------------------------------------
     def run_recording(self, recordings: Any, *, start: Any = None, end: Any = None,
-                      validity: str = "auto") -> CostResult:
+                      validity: str = "auto", time_basis: str = "exchange") -> CostResult:
         """Price every valid tick of one or several recordings (in sequence, each from an
-        empty book), rebuilding the book from the ``levels`` table in compiled code."""
+        empty book), rebuilding the book from the ``levels`` table in compiled code.
+        ``start``/``end`` are on the clock ``time_basis``: ``"exchange"`` (the messages'
+        ``ts_ms``, the default) or ``"recv"`` (local receive time)."""
         recs = open_recordings(recordings)
         start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+        exchange = check_time_basis(time_basis) == "exchange" and (
+            start_ns is not None or end_ns is not None)
+        if exchange:
+            check_range(recs, start_ns, end_ns, "exchange", [self.channel], [self.order.inst])
         if self._own_monitor:
             self.monitor = Monitor(resources=False)
         mon = self.monitor
@@ -350,8 +367,13 @@ class CostPipeline:
         counts = {"book_ticks": 0, "invalid": 0, "priced": 0, "streams": []}
         for i, rec in enumerate(recs):
             t0 = perf_counter_ns()
-            m = book_messages(rec, self.channel, self.order.inst, start=start_ns, end=end_ns,
-                              validity=validity)
+            if exchange:
+                # the whole stream rebuilds the book; the range picks the ticks by their ts
+                m = book_messages(rec, self.channel, self.order.inst, validity=validity)
+                m.emit &= in_window(m.ts_ms, start_ns, end_ns)
+            else:
+                m = book_messages(rec, self.channel, self.order.inst, start=start_ns,
+                                  end=end_ns, validity=validity)
             t1 = perf_counter_ns()
             if mon is not None:
                 sel = m.emit
@@ -369,7 +391,7 @@ class CostPipeline:
                 o = self.walk_order
                 size = (o.amount / (bid if o.buy else ask) if o.quote
                         else np.full(len(bid), o.amount))
-                f = self._columnar_features(rec, m, b, size, start_ns, end_ns)
+                f = self._columnar_features(rec, m, b, size, start_ns, end_ns, exchange)
                 own, opp = (bsz, asz) if self.order.buy else (asz, bsz)
                 inputs = self._inputs(f, own, opp, w[:, 0])
             c = tick_costs(bid, ask, bsz, asz, w[:, 0], w[:, 1], w[:, 5], self.consts, inputs)
@@ -378,7 +400,10 @@ class CostPipeline:
             cols = {"rec": np.full(n, i, np.int64), "arrival": m.arrival[emit],
                     "recv_ns": m.recv_ns[emit], "ts_ms": m.ts_ms[emit], "best_bid": bid,
                     "best_ask": ask, "bid_size": bsz, "ask_size": asz,
-                    **{k: c[k] for k in COST_COLUMNS}}
+                    **{k: c[k] for k in COST_COLUMNS},
+                    "filled_share": np.where(c["complete"], 1.0,
+                                             w[:, 1 if self.walk_order.quote else 0]
+                                             / self.walk_order.amount)}
             parts.append(pd.DataFrame(cols, columns=list(RESULT_COLUMNS)))
             stages["read"] += t1 - t0
             stages["walk"] += t2 - t1
@@ -404,7 +429,8 @@ class CostPipeline:
 
 
     def _columnar_features(self, rec: Any, m: Any, b: Any, size: np.ndarray,
-                           start_ns: int | None, end_ns: int | None) -> dict[str, np.ndarray]:
+                           start_ns: int | None, end_ns: int | None,
+                           exchange: bool = False) -> dict[str, np.ndarray]:
         """The history features at every priced tick: the emitted messages and the trades
         of the same time range through one FillFeatureState, in arrival order, exactly
         as :meth:`on_event` sees them."""
@@ -413,7 +439,15 @@ class CostPipeline:
                                     bid=b.bid_px[sel], bid_sz=b.bid_sz[sel], ask=b.ask_px[sel],
                                     ask_sz=b.ask_sz[sel], valid=m.valid[sel],
                                     snapshot=m.snapshot[sel])
-        paths = StreamPaths(book, trade_path(rec, self.order.inst, start=start_ns, end=end_ns),
+        if exchange:
+            tp = trade_path(rec, self.order.inst)
+            keep = in_window(tp.ts_ms, start_ns, end_ns)
+            tp = TradePath.from_arrays(arrival=tp.arrival[keep], ts_ms=tp.ts_ms[keep],
+                                       price=tp.price[keep], size=tp.size[keep],
+                                       buy=tp.buy[keep])
+        else:
+            tp = trade_path(rec, self.order.inst, start=start_ns, end=end_ns)
+        paths = StreamPaths(book, tp,
                             b.depth[sel, 0], b.depth[sel, 1], m.recv_ns[sel])
         at = np.flatnonzero(m.valid[sel])
         return run_features(paths, at, np.full(len(at), self.order.buy), size,

@@ -187,6 +187,10 @@ def summary_to_markdown(summary: Mapping[str, Any], title: str | None = None) ->
     rows: list[tuple[str, dict[str, Any]]] = []
     _collect(_jsonable(summary), "", values, rows)
     parts = [f"# {title}\n"] if title else []
+    warning = (summary.get("fills") or {}).get("warning")
+    if warning:
+        # the first thing a reader sees: what the cost statistics leave out
+        parts.append(f"**Unfilled orders:** {warning}.\n")
     if values:
         parts.append(_md_table(["metric", "value"], [[k, _fmt(v)] for k, v in values]))
     groups: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = {}
@@ -235,7 +239,9 @@ def plot_costs(ax_cost: Axes, ax_mid: Axes, table: pd.DataFrame, *, quote: str =
                max_points: int = 200_000) -> tuple[Axes, Axes]:
     """Costs per tick (``slippage_bps``, ``fee_bps``, ``impact_bps``, ``net_bps``, legend
     with their means) on ``ax_cost`` and the mid on ``ax_mid``, against ``recv_ns`` as UTC
-    time. Beyond ``max_points`` ticks every k-th tick is drawn (the means use all).
+    receive time. Beyond ``max_points`` ticks every k-th tick is drawn (the means use all).
+    With a ``complete`` column, the means are of the complete ticks and the ticks where the
+    book could not fill the order are marked (red, at the bottom) and counted in the title.
 
     >>> t = pd.DataFrame({"recv_ns": [0, 10**9], "mid": [100.0, 101.0], "slippage_bps": [1.0, 2],
     ...                   "fee_bps": [5.0, 5], "impact_bps": [0.0, 0], "net_bps": [6.0, 7]})
@@ -255,17 +261,29 @@ def plot_costs(ax_cost: Axes, ax_mid: Axes, table: pd.DataFrame, *, quote: str =
     step = max(1, math.ceil(len(table) / max_points))
     # recv_ns is UTC nanoseconds: naive datetime64 is UTC, and matplotlib plots it natively
     t = pd.to_datetime(table["recv_ns"].to_numpy("int64")[::step], unit="ns").to_numpy()
+    done = (table["complete"].to_numpy(bool) if "complete" in table.columns
+            else np.ones(len(table), bool))
+    n_bad = int((~done).sum())
     for col, name, colour in COST_LINES:
         y = table[col].to_numpy(float)
         ax_cost.plot(t, y[::step], lw=1.4 if col == "net_bps" else 0.9, color=colour,
-                     label=f"{name} (mean {_g(_nanmean(y), 3)} bps)")
+                     label=f"{name} (mean {_g(_nanmean(y[done]), 3)} bps"
+                           f"{', complete ticks' if n_bad else ''})")
     ax_cost.axhline(0, color="gray", lw=0.5)
     thinned = f", every {step}th tick drawn" if step > 1 else ""
-    ax_cost.set(ylabel="bps of mid × filled", title=f"cost per tick ({len(table)} ticks{thinned})")
+    unfilled = ""
+    if n_bad:
+        bad = ~done[::step]
+        ax_cost.plot(t[bad], np.zeros(int(bad.sum())), "|", color="red", ms=8,
+                     transform=ax_cost.get_xaxis_transform(),
+                     label=f"book could not fill the order ({n_bad} ticks)")
+        unfilled = f", {n_bad} not fillable"
+    ax_cost.set(ylabel="bps of mid × filled",
+                title=f"cost per tick ({len(table)} ticks{unfilled}{thinned})")
     # outside the axes: a legend over thousands of ticks would hide some
     ax_cost.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     ax_mid.plot(t, table["mid"].to_numpy(float)[::step], lw=0.9, color="tab:blue")
-    ax_mid.set(xlabel="time (UTC)", ylabel=f"mid ({quote})", title="mid price")
+    ax_mid.set(xlabel="receive time (UTC)", ylabel=f"mid ({quote})", title="mid price")
     ax_mid.ticklabel_format(axis="y", useOffset=False, style="plain")
     if len(table) == 0:
         ax_cost.text(0.5, 0.5, "no ticks priced", transform=ax_cost.transAxes, ha="center")
@@ -431,38 +449,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _result_summary(result: CostResult) -> dict[str, Any]:
-    try:
-        return result.summary()
-    except ModuleNotFoundError as e:
-        # simlab.sim.summary is being written alongside; until it lands, a basic one
-        if e.name != "simlab.sim.summary":
-            raise
-        return _basic_summary(result)
-
-
-def _stats(v: np.ndarray) -> dict[str, float]:
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return dict.fromkeys(("mean", "p50", "p90", "p99"), math.nan)
-    p = np.percentile(v, [50, 90, 99])
-    return {"mean": float(v.mean()), "p50": float(p[0]), "p90": float(p[1]),
-            "p99": float(p[2])}
-
-
-def _basic_summary(result: CostResult) -> dict[str, Any]:
-    t = result.table
-    out: dict[str, Any] = {"order": result.order.as_dict(), "mode": result.mode,
-                           "ticks": len(t)}
-    out["costs"] = {c: _stats(t[c].to_numpy(float)) for c in
-                    ("spread_bps", "slippage_bps", "fee_bps", "impact_bps", "net_bps",
-                     "maker_prob")}
-    if len(result.latency):
-        out["latency_us"] = {c.removesuffix("_ns"): _stats(result.latency[c].to_numpy(float)
-                                                            / 1e3)
-                             for c in result.latency.columns}
-    elif result.batch_latency:
-        out["batch_latency"] = dict(result.batch_latency)
-    return out
+    return result.summary()
 
 
 def _jsonable(v: Any) -> Any:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from simlab.feed.replay import ReplaySource, open_recordings
+from simlab.feed.replay import ReplaySource, fmt_time, open_recordings
 from simlab.models.calibrate import Calibration
 from simlab.models.impact import ACParams
 
@@ -68,8 +68,11 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
                     impact: ACParams | str | None = "calibrate", T: float = 60.0,
                     N: int = 60, lam: float = 1e-6, overrides: dict | None = None,
                     model: Any = None, ct_val: float | None = None,
-                    monitor: Any = True) -> tuple[CostResult, dict[str, Any]]:
-    """Price ``order`` at every valid tick of the recording(s).
+                    monitor: Any = True, time_basis: str = "exchange"
+                    ) -> tuple[CostResult, dict[str, Any]]:
+    """Price ``order`` at every valid tick of the recording(s) (those stamped in
+    ``[start, end]`` on the clock ``time_basis``: ``"exchange"``, the default, the
+    exchange's message time that ``simlab verify`` prints; ``"recv"``, local receive time).
 
     ``impact``: ACParams, None (no impact) or ``"calibrate"`` (from the first recording,
     see :func:`impact_params`). ``monitor``: passed to :class:`CostPipeline` (a started
@@ -86,11 +89,16 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
     channels = [channel]
     if order.order_type == "limit" and model is not None and needs_history(model):
         channels.append(TRADES_CHANNEL)  # a trained model reads the trade flow
-    events = ReplaySource(recs, insts=[order.inst], channels=channels, start=start, end=end)
+    events = ReplaySource(recs, insts=[order.inst], channels=channels, start=start, end=end,
+                          time_basis=time_basis)
     meta = events.instruments
     instrument = Instrument.from_metadata(order.inst, meta.get(order.inst), ct_val=ct_val)
     info: dict[str, Any] = {"recordings": [str(r.path) for r in recs], "mode": mode,
-                            "channel": channel}
+                            "channel": channel, "time_basis": time_basis,
+                            "start": None if events.start is None
+                            else fmt_time(events.start, time_basis),
+                            "end": None if events.end is None
+                            else fmt_time(events.end, time_basis)}
     if isinstance(impact, str):
         if impact != "calibrate":
             raise ValueError(f"impact must be ACParams, None or 'calibrate', got {impact!r}")
@@ -99,5 +107,5 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
         info["impact_provenance"] = how
     p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument,
                      monitor=monitor)
-    return (p.run_recording(recs, start=start, end=end) if mode == "columnar"
-            else p.run(events)), info
+    return (p.run_recording(recs, start=start, end=end, time_basis=time_basis)
+            if mode == "columnar" else p.run(events)), info
