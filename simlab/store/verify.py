@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from simlab.book import L2Book
 from simlab.okx import BookSync, is_book
 from simlab.okx.bootstrap import splices, start_chain_at
+from simlab.okx.messages import BOOK_CHANNELS
 from simlab.okx.normalize import normalize_raw
 from simlab.okx.rest import REST_CONN
 
@@ -233,12 +234,14 @@ def verify(path: str | Path, progress: bool | None = False) -> VerifyReport:
     tally = _replay(rec, rep, progress)
     _fill(rep, tally)
     _live(rep, m)
+    _requested(rep, m)
     _judge(rep, m)
     return rep
 
 
 def _live(rep: VerifyReport, m: dict[str, Any]) -> None:
-    """The live recorder's account (manifest ``live``): breaks, repairs, dropped frames."""
+    """The live recorder's account (manifest ``live``): breaks, repairs, dropped frames,
+    outages, and data lost in a disconnect unless the client proved nothing was."""
     live = m.get("live")
     if not isinstance(live, dict):
         return
@@ -246,7 +249,8 @@ def _live(rep: VerifyReport, m: dict[str, Any]) -> None:
     breaks = live.get("breaks") or []
     rep.live = {"summary": summary, "breaks": breaks[:MAX_REPORTED_EVENTS],
                 "breaks_total": len(breaks) + (live.get("breaks_dropped") or 0),
-                "recorder": live.get("recorder") or {}}
+                "recorder": live.get("recorder") or {},
+                "refused": live.get("refused") or [], "outages": live.get("outages") or []}
     dropped = summary.get("dropped_frames") or 0
     if dropped:
         eps = [b for b in breaks if b.get("kind") == "queue_overflow"]
@@ -254,12 +258,96 @@ def _live(rep: VerifyReport, m: dict[str, Any]) -> None:
                           f"{b.get('span_s')} s)" for b in eps[:5])
         rep.problems.append(f"the recorder dropped {dropped} frames (its writer queue was "
                             f"full): {where}")
-    if summary.get("disconnects"):
-        rep.warnings.append(f"{summary['disconnects']} disconnects: data missing for "
-                            f"{summary.get('missing_s', 0)} s in total (see live breaks)")
+    for b in breaks:
+        if b.get("kind") == "disconnect" and not b.get("expected"):
+            _disconnect(rep, b)
+    _outages(rep, live.get("outages") or [])
     if summary.get("unrepaired"):
         rep.warnings.append(f"{summary['unrepaired']} feed breaks not repaired when the "
                             "recording ended")
+
+
+def _stream_name(key: str) -> str:
+    return key.replace(":", " ", 1)
+
+
+def _disconnect(rep: VerifyReport, b: dict[str, Any]) -> None:
+    """A disconnect is a problem unless every stream it cut resumed provably lossless
+    (the client's ``resumed`` verdicts, see docs/live-client.md)."""
+    what = (f"disconnect of connection {b.get('conn')} at {b.get('time')} "
+            f"({b.get('detail') or 'code ' + str(b.get('code'))}; data missing "
+            f"{(b.get('repair') or {}).get('missing_s', '?')} s)")
+    streams = b.get("streams")
+    resumed = b.get("resumed") or {}
+    if not isinstance(streams, list):
+        rep.problems.append(f"{what}: data may be lost (the recording does not say which "
+                            "streams it cut, so nothing was proven)")
+        return
+    keys = [f"{s[0]}:{s[1]}" for s in streams if isinstance(s, list) and len(s) == 2]
+    lost = [k for k in keys if not (resumed.get(k) or {}).get("lossless")]
+    if lost:
+        why = "; ".join(f"{_stream_name(k)} ({(resumed.get(k) or {}).get('detail')})"
+                        for k in lost[:10])
+        more = f"; +{len(lost) - 10} more" if len(lost) > 10 else ""
+        rep.problems.append(f"{what}: data lost or not proven complete on {len(lost)} of "
+                            f"{len(keys)} streams: {why}{more}")
+    else:
+        rep.warnings.append(f"{what}: every stream it cut ({len(keys)}) resumed with "
+                            "nothing missed (proven by seqId/tradeId)")
+
+
+def _outages(rep: VerifyReport, outages: list[dict[str, Any]]) -> None:
+    """Every outage is a problem; outages that overlap in time (one incident, e.g. a
+    stalled feed) are one problem naming every stream."""
+    items = sorted((o for o in outages if isinstance(o, dict)),
+                   key=lambda o: str(o.get("start")))
+    groups: list[list[dict[str, Any]]] = []
+    until = ""  # the end of the current group; "~" (after any ISO time): still open
+    for o in items:
+        if groups and str(o.get("start")) < until:
+            groups[-1].append(o)
+        else:
+            groups.append([o])
+            until = ""
+        until = max(until, "~" if o.get("end") is None else str(o.get("end")))
+    for g in groups:
+        names = ", ".join(f"{o.get('channel')} {o.get('inst')} ({o.get('seconds')} s"
+                          + (", still silent at the end" if o.get("end") is None else "")
+                          + ")" for o in g)
+        rep.problems.append(f"outage from {g[0].get('start')}: no data for longer than "
+                            f"{g[0].get('threshold_s', '?')} s on {names}")
+
+
+def _requested(rep: VerifyReport, m: dict[str, Any]) -> None:
+    """Each stream the recorder was asked for (manifest ``requested``) must have arrived:
+    messages, and for a book channel a valid book; a refused one names OKX's answer."""
+    live = m.get("live") if isinstance(m.get("live"), dict) else {}
+    refused = {(r.get("channel"), r.get("inst")): r for r in live.get("refused") or []
+               if isinstance(r, dict)}
+    requested = m.get("requested")
+    named = set()
+    for r in requested if isinstance(requested, list) else []:
+        if not isinstance(r, dict):
+            continue
+        ch, inst = r.get("channel"), r.get("inst")
+        named.add((ch, inst))
+        arrived = ((m.get("channels") or {}).get(ch) or {}).get("instruments") or {}
+        n = arrived.get(inst, 0)
+        ref = refused.get((ch, inst))
+        if ref is not None:
+            rep.problems.append(f"{ch} {inst}: requested, {n} messages: the subscription was "
+                                f"refused ({ref.get('code')} {ref.get('msg')})")
+        elif not n:
+            rep.problems.append(f"{ch} {inst}: requested, no messages arrived")
+        elif ch in BOOK_CHANNELS:
+            st = (rep.channels.get(ch) or {}).get("instruments", {}).get(inst) or {}
+            if not st.get("snapshots"):
+                rep.problems.append(f"{ch} {inst}: requested, {n} messages but never a valid "
+                                    "book (no snapshot)")
+    for key, ref in refused.items():
+        if key not in named:
+            rep.problems.append(f"{key[0]} {key[1]}: subscription refused ({ref.get('code')} "
+                                f"{ref.get('msg')})")
 
 
 def _replay(rec: Recording, rep: VerifyReport, progress: bool | None) -> _Tally:
