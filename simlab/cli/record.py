@@ -7,6 +7,10 @@ import sys
 
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration, duration_or_zero
 
+#: The recorder's default (simlab.store.recorder.OUTAGE_AFTER_S; not imported here: the
+#: parser is built without loading the recorder).
+OUTAGE_AFTER_S = 90.0
+
 
 def add(sub) -> None:
     p = sub.add_parser("record", help="record the live OKX feed into a new recording",
@@ -14,7 +18,10 @@ def add(sub) -> None:
                                    "new recording DIR: raw frames and normalised tables in "
                                    "part files closed every --rotate, a status line on "
                                    "stderr, the log in DIR/record.log. Ctrl-C / SIGTERM "
-                                   "closes the files and exits 0. See "
+                                   "closes the files and exits 0. A subscription the server "
+                                   "refuses (e.g. OKX 60018 for a misspelled instrument) "
+                                   "stops it with exit 1 naming the channel, instrument and "
+                                   "OKX's code and message, unless --allow-partial. See "
                                    "docs/recording-format.md, 'Live recording'.")
     p.add_argument("--inst", required=True, type=csv_list, metavar="ID,ID",
                    help="instruments, comma-separated (e.g. BTC-USDT,ETH-USDT-SWAP)")
@@ -25,6 +32,17 @@ def add(sub) -> None:
                    help="stop after T (e.g. 8h, 30m, 90s; default: until Ctrl-C)")
     p.add_argument("--rotate", type=duration, default=300.0, metavar="T",
                    help="close the part files every T (default 5m)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="record the other streams when the server refuses a subscription: "
+                        "a warning on stderr and the refusal in the manifest (live.refused; "
+                        "simlab verify then fails naming the missing stream)")
+    p.add_argument("--outage-after", type=duration, default=OUTAGE_AFTER_S, metavar="T",
+                   help="a book stream silent for longer than T is an outage in the manifest "
+                        f"(live.outages; default {OUTAGE_AFTER_S:g}s: OKX pushes every book "
+                        "at least every ~60 s)")
+    p.add_argument("--trade-outage-after", type=duration, metavar="T",
+                   help="the same for trades and other channels (default: never, a quiet "
+                        "instrument may trade rarely)")
     p.add_argument("--ws-url", metavar="URL", help="WebSocket URL (default OKX's public feed)")
     p.add_argument("--rest-url", metavar="URL", help="REST base URL (default OKX's)")
     p.add_argument("--resync", choices=("auto", "resubscribe", "rest"), default="auto",
@@ -95,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         rec = Recorder(args.out, subs, duration=args.duration, rotate=args.rotate,
                        queue_bytes=int(args.queue_mb * 2**20),
                        status=None if args.status_interval > 0 else False,
-                       status_interval=args.status_interval or 1.0, console=True, **options)
+                       status_interval=args.status_interval or 1.0, console=True,
+                       allow_partial=args.allow_partial, outage_after=args.outage_after,
+                       trade_outage_after=args.trade_outage_after, **options)
     except ValueError as e:
         print(f"simlab record: error: {e}", file=sys.stderr)
         return EXIT_USAGE

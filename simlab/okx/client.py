@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -86,6 +87,8 @@ class ClientConfig:
     snapshot failed to come), ``resubscribe`` or ``rest``. ``keep_stale``: pass on updates
     that a snapshot made stale (received before it; they change nothing) rather than drop
     them. ``silence_s``: report a connection that carried no data for this long.
+    ``refusal_wait``: after a subscribe error that does not name its argument, how long the
+    request's other arguments may take to be acked before they count as refused.
 
     >>> ClientConfig(ping_interval=5).pong_timeout
     10.0
@@ -115,6 +118,7 @@ class ClientConfig:
     splice_wait: float = 5.0
     switch_timeout: float = 30.0
     silence_s: float = 30.0
+    refusal_wait: float = 5.0
     verify_checksum: bool = True
     keep_stale: bool = True
     yield_pongs: bool = True
@@ -144,9 +148,9 @@ class ClientEvent:
     """A status event of the client, in stream order with the frames.
 
     ``kind`` (see ``docs/live-client.md``): connect, connect_failed, disconnect, reconnect,
-    subscribed, unsubscribed, error, notice, switchover, ping_timeout, silence, malformed,
-    duplicate, gap, checksum_failed, rejected, seq_reset, resync_started, snapshot_timeout,
-    bootstrap, rest_error, bootstrap_retry, buffer_overflow, resync_done, closed.
+    subscribed, unsubscribed, error, refused, resumed, notice, switchover, ping_timeout,
+    silence, malformed, duplicate, gap, checksum_failed, rejected, seq_reset, resync_started,
+    snapshot_timeout, bootstrap, rest_error, bootstrap_retry, buffer_overflow, resync_done, closed.
     ``recv_ns`` is when it happened (ns since the epoch); ``conn`` the connection (None for
     the client); ``data`` the specifics (seq ids, durations, counts...).
 
@@ -263,6 +267,15 @@ class _Stream:
     rest_task: asyncio.Task | None = None
     splice_ev: asyncio.Event = field(default_factory=asyncio.Event)
     resyncs: int = 0
+    refused: dict[str, Any] | None = None
+    #: The last seqId (books) or tradeId (trades) passed on: what a resumed stream must
+    #: continue from for a disconnect to be proven lossless.
+    last_seq: int | None = None
+    last_trade: int | None = None
+    #: Set by an unplanned disconnect until the first message on the next connection says
+    #: whether anything was lost (``resumed`` event); ``lossless`` keeps that verdict.
+    resume: dict[str, Any] | None = None
+    lossless: bool | None = None
 
     @property
     def channel(self) -> str:
@@ -271,6 +284,33 @@ class _Stream:
     @property
     def inst(self) -> str:
         return self.key[1]
+
+
+_NAMED_ARG = re.compile(r"channel:\s*([^,\s]+)\s*,\s*instId:\s*([^\s,]+)")
+
+
+def named_arg(text: Any) -> Arg | None:
+    """The ``(channel, instId)`` an OKX subscribe error names in its text, if any (OKX's
+    errors carry no ``arg``; 60018 says ``channel:books,instId:BTC-USTD``). An error about
+    an unsubscribe names nothing to refuse.
+
+    >>> named_arg("Wrong URL or channel:books,instId:BTC-USTD doesn't exist. Please use ...")
+    ('books', 'BTC-USTD')
+    >>> named_arg("Unsubscribe failed, wrong URL or channel:books,instId:X doesn't exist"), \
+    ... named_arg(None)
+    (None, None)
+    """
+    if not isinstance(text, str) or "unsubscribe" in text.lower():
+        return None
+    m = _NAMED_ARG.search(text)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _book_key(msg: Any) -> tuple:
@@ -338,6 +378,11 @@ class OkxClient:
         self._started = self._closing = self._finished = self._streaming = False
         self._unsub_wait: set[Arg] = set()
         self._unsub_done = asyncio.Event()
+        #: Subscriptions the server refused (``refused`` events), as dicts with channel,
+        #: inst, code, msg, conn and recv_ns.
+        self.refused: list[dict[str, Any]] = []
+        # Subscribe errors that named no argument: (conn, args, code, msg, deadline).
+        self._unnamed_errors: list[tuple[_Conn, list[Arg], Any, Any, float]] = []
         self.counts: dict[str, int] = dict.fromkeys(
             ("frames", "events", "duplicates", "non_owner_dropped", "pending_dropped",
              "malformed", "reconnects", "switchovers", "resyncs_resubscribe", "resyncs_rest",
@@ -459,6 +504,9 @@ class OkxClient:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._rest.close()
         for st in self._streams.values():
+            if st.resume is not None:
+                self._resumed(st, None, False, st.resume.get("first")
+                              or "no message after the reconnect: cannot tell what was missed")
             if st.held:
                 self._release(st)
             for c in self._conns.values():
@@ -565,6 +613,8 @@ class OkxClient:
                 return
             if slot.current is not None or slot.switching:
                 continue
+            if not slot.args:
+                return  # every subscription of this slot was refused
             if slot.attempt:
                 await asyncio.sleep(backoff_delay(slot.attempt - 1, cfg.backoff_base,
                                                   cfg.backoff_max))
@@ -626,9 +676,20 @@ class OkxClient:
         now = time.monotonic()
         slot = self._slots[c.slot]
         since = now - (c.last_data or c.opened)
+        expected = c.closing or self._closing
+        streams = None
+        if not expected and slot.current is c:
+            # What arrives next on each stream says whether anything was lost meanwhile.
+            streams = []
+            for key in slot.args:
+                st = self._streams[key]
+                if st.resume is None:
+                    st.resume = {"conn": c.id}
+                    st.lossless = None
+                    streams.append(list(key))
         self._event("disconnect", c.id, detail=f"code {code}: {reason}", code=code,
-                    expected=c.closing or self._closing, since_data_s=round(since, 3),
-                    lived_s=round(now - c.opened, 3))
+                    expected=expected, since_data_s=round(since, 3),
+                    lived_s=round(now - c.opened, 3), streams=streams)
         for q in c.pending.values():
             self.counts["pending_dropped"] += len(q)
         c.pending.clear()
@@ -675,6 +736,8 @@ class OkxClient:
                 last = c.last_data or c.opened
                 if c.silent_since is None and now - last >= cfg.silence_s:
                     c.silent_since = last
+            if self._unnamed_errors:
+                self._check_unnamed_errors(now)
             for st in self._streams.values():
                 if st.mode == AWAIT and st.deadline is not None and now > st.deadline:
                     st.deadline = None
@@ -770,6 +833,12 @@ class OkxClient:
                 extra["op"], extra["args"] = req[0], [list(a) for a in req[1][:5]]
                 extra["n_args"] = len(req[1])
             self._event("error", c.id, detail=str(msg.msg), **extra)
+            if req is not None and req[0] == "subscribe":
+                self._subscribe_error(c, req[1], msg)
+            elif req is None:
+                key = named_arg(msg.msg)
+                if key in self._streams:
+                    self._refuse(c, key, msg.code, msg.msg)
         elif ev == "notice":
             self._event("notice", c.id, detail=str(msg.msg), code=msg.code)
             slot = self._slots[c.slot]
@@ -777,6 +846,118 @@ class OkxClient:
                     and not self._closing:
                 slot.switching = True
                 self._spawn(self._switchover(slot, c), f"okx-switchover-{slot.index}")
+
+    # -- refusals ---------------------------------------------------------------------------
+    def _subscribe_error(self, c: _Conn, args: list[Arg], msg: EventMsg) -> None:
+        """An error answering one of our subscribe requests: refuse the argument it names,
+        the request's only argument, or (when it names none of several) those of the
+        request still not acked ``refusal_wait`` s later."""
+        key = named_arg(msg.msg)
+        if key in args:
+            self._refuse(c, key, msg.code, msg.msg)
+        elif len(args) == 1:
+            self._refuse(c, args[0], msg.code, msg.msg)
+        else:
+            self._unnamed_errors.append((c, list(args), msg.code, msg.msg,
+                                         time.monotonic() + self.cfg.refusal_wait))
+
+    def _refuse(self, c: _Conn, key: Arg, code: Any, text: Any) -> None:
+        """The server refused ``key``: say so (``refused`` event, :attr:`refused`) and stop
+        asking for it, here and on every later connection."""
+        st = self._streams.get(key)
+        if st is None or st.refused is not None:
+            return
+        now_ns = time.time_ns()
+        code = None if code is None else str(code)
+        text = None if text is None else str(text)
+        st.refused = {"channel": st.channel, "inst": st.inst, "code": code, "msg": text,
+                      "conn": c.id, "recv_ns": now_ns}
+        self.refused.append(st.refused)
+        st.resume = None
+        slot = self._slots[st.slot]
+        if key in slot.args:
+            slot.args.remove(key)
+        c.acked.discard(key)
+        if st.rest_task is not None:
+            st.rest_task.cancel()
+            st.rest_task = None
+        st.deadline = None
+        self._event("refused", c.id, st.channel, st.inst,
+                    detail=f"subscription refused: {code} {text}", code=code, msg=text)
+        if not slot.args and slot.current is not None and not self._closing:
+            # nothing left to receive on it; OKX would close it in 30 s anyway
+            cur = slot.current
+            self._spawn(self._close_ws(cur), f"okx-close-{cur.id}")
+
+    def _check_unnamed_errors(self, now: float) -> None:
+        keep = []
+        for c, args, code, text, deadline in self._unnamed_errors:
+            if now < deadline:
+                keep.append((c, args, code, text, deadline))
+            elif not c.closed:
+                for key in args:
+                    if key not in c.acked:
+                        self._refuse(c, key, code, text)
+        self._unnamed_errors = keep
+
+    # -- resume after a disconnect --------------------------------------------------------------
+    def _resumed(self, st: _Stream, c: _Conn | None, lossless: bool, detail: str,
+                 **data: Any) -> None:
+        r = st.resume
+        st.resume = None
+        st.lossless = lossless
+        self._event("resumed", None if c is None else c.id, st.channel, st.inst, detail=detail,
+                    previous_conn=r["conn"] if r else None, lossless=lossless, **data)
+        if st.kind not in ("incremental", "full"):
+            return
+        for t in self._streams.values():
+            if t.kind != "trades" or t.inst != st.inst or t.resume is None \
+                    or t.resume["conn"] != (r or {}).get("conn"):
+                continue
+            if lossless:
+                # The book did not change while the connection was down: no trade can
+                # have happened (a trade takes liquidity off the book).
+                self._resumed(t, c, True, f"the {st.channel} book of {st.inst} did not "
+                              "change while disconnected: no trade happened",
+                              proof=f"{st.channel} book", last_trade_id=t.last_trade)
+            elif "first" in t.resume:
+                self._resumed(t, c, False, t.resume["first"], last_trade_id=t.last_trade)
+
+    def _resume_book(self, st: _Stream, c: _Conn, msg: Any) -> None:
+        last = st.last_seq
+        if msg.action == "snapshot" or st.kind == "full":
+            ok = last is not None and msg.seq_id == last
+            what = f"first push seqId {msg.seq_id}, last before seqId {last}"
+        else:
+            ok = last is not None and msg.prev_seq_id == last
+            what = (f"first update prevSeqId {msg.prev_seq_id}, last before seqId {last}")
+        self._resumed(st, c, ok, what + (": unchanged, nothing missed" if ok else
+                                         ": updates in between were not received"),
+                      last_seq_id=last, seq_id=msg.seq_id)
+
+    def _resume_trades(self, st: _Stream, c: _Conn, msg: TradeMsg) -> None:
+        first = msg.trades[0] if msg.trades else None
+        tid = _int(first.trade_id) if first is not None else None
+        last = st.last_trade
+        n = first.count if first is not None else None
+        if tid is not None and last is not None and isinstance(n, int) and n > 0 \
+                and tid - n == last:
+            self._resumed(st, c, True, f"tradeId {tid} ({n} fills) continues {last}",
+                          proof="tradeId", last_trade_id=last, trade_id=tid)
+            return
+        book = next((b for b in self._streams.values() if b.inst == st.inst
+                     and b.kind in ("incremental", "full") and b.slot == st.slot), None)
+        why = (f"first tradeId {tid} ({n} fills) after last tradeId {last}: trades in "
+               "between may be missing")
+        if book is not None and book.resume is not None:
+            st.resume["first"] = why  # the book's verdict decides (see _resumed)
+            return
+        if book is not None and book.lossless:
+            self._resumed(st, c, True, f"the {book.channel} book of {st.inst} did not change "
+                          "while disconnected: no trade happened", proof=f"{book.channel} book",
+                          last_trade_id=last, trade_id=tid)
+            return
+        self._resumed(st, c, False, why, last_trade_id=last, trade_id=tid)
 
     def _dup(self, st: _Stream, c: _Conn, msg: Any, what: str) -> None:
         c.dups += 1
@@ -799,6 +980,11 @@ class OkxClient:
         for i in ids:
             st.seen.add(i)
         c.joined.add(st.key)
+        if st.resume is not None and "first" not in st.resume \
+                and self._slots[st.slot].current is c:
+            self._resume_trades(st, c, msg)
+        if msg.trades:
+            st.last_trade = _int(msg.trades[-1].trade_id)
         self._emit(recv_ns, c.id, st.channel, st.inst, payload)
 
     def _on_other(self, c: _Conn, msg: Any, payload: bytes, recv_ns: int) -> None:
@@ -811,6 +997,8 @@ class OkxClient:
                 return
             st.seen.add(h)
             c.joined.add(st.key)
+            if st.resume is not None and self._slots[st.slot].current is c:
+                self._resumed(st, c, False, "no sequence to tell what was missed")
         self._emit(recv_ns, c.id, msg.channel, inst, payload)
 
     def _on_book(self, c: _Conn, msg: Any, payload: bytes, recv_ns: int) -> None:
@@ -819,6 +1007,10 @@ class OkxClient:
             self._emit(recv_ns, c.id, msg.channel, msg.inst_id, payload)
             return
         owner = self._slots[st.slot].current is c
+        if owner:
+            if st.resume is not None and st.resume["conn"] != c.id:
+                self._resume_book(st, c, msg)
+            st.last_seq = msg.seq_id
         if st.kind == "full":
             k = (msg.seq_id, msg.ts)
             if k in st.seen:
@@ -869,6 +1061,7 @@ class OkxClient:
 
     def _accept(self, st: _Stream, conn: int, msg: Any, payload: bytes, recv_ns: int) -> None:
         a = self._emit(recv_ns, conn, st.channel, st.inst, payload)
+        st.last_seq = msg.seq_id
         kind = st.sync.apply(msg, a)
         st.seen.add(_book_key(msg))
         st.seen_seq.add(msg.seq_id)

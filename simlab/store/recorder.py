@@ -13,6 +13,14 @@ logged and written to the manifest (``live.breaks`` entries of kind ``queue_over
 ``live.summary.dropped_frames``). Arrival numbers in the recording stay 0..n-1; events
 that name client arrivals are translated to the recording's.
 
+A refused subscription (an error answering a subscribe, e.g. OKX's 60018 for an instrument
+that does not exist) stops the recording with :class:`RefusedError` naming the channel,
+instrument and OKX's code and message, unless ``allow_partial``: then the other streams are
+recorded, a warning goes to the log (and the terminal) and the refusal to the manifest
+(``live.refused``). What was asked for is in the manifest from the start (``requested``); a
+stream silent for longer than ``outage_after`` (book channels) or ``trade_outage_after``
+(trades and the rest) is an outage (``live.outages``), timed on the injectable ``clock``.
+
 A write error (a full disk) stops the recording: the files closed before stay intact and
 listed, the current rotation is removed, and :class:`RecordError` names the directory and
 what could not be written. The log goes to ``DIR/record.log`` (``logging``; ignored by
@@ -52,9 +60,10 @@ from simlab.book import L2Book
 from simlab.monitor import Monitor
 from simlab.okx.client import ClientEvent, OkxClient
 from simlab.okx.frames import RawFrame
+from simlab.okx.messages import BOOK_CHANNELS
 
-from .manifest import RecordingError, ns_to_iso, utc_now
-from .status import FeedLog, StatusLine, format_status
+from .manifest import RecordingError, ns_to_iso, utc_now, write_manifest
+from .status import FeedLog, Outages, StatusLine, format_status, outage_thresholds
 from .writer import RecordingWriter
 
 log = logging.getLogger("simlab.store.recorder")
@@ -67,11 +76,24 @@ LOG_STATUS_EVERY_S = 60.0
 _STREAM_BREAK_KINDS = ("gap", "checksum_failed", "rejected")
 #: The live client's ``dedup_window`` unless given (see :class:`Recorder`).
 DEDUP_WINDOW = 1024
+#: A book stream silent this long is an outage: OKX pushes a book at least every ~60 s
+#: (a heartbeat when nothing changed), so a healthy book is never this quiet.
+OUTAGE_AFTER_S = 90.0
 
 
 class RecordError(RecordingError):
     """The recording had to stop on an error (e.g. a full disk); the message names the
     directory and what failed. Files closed before are intact and listed."""
+
+
+class RefusedError(RecordError):
+    """The server refused a subscription (and ``allow_partial`` was not given); the
+    message names each refused channel and instrument with OKX's code and message.
+    ``refused`` lists them as in the manifest's ``live.refused``."""
+
+    def __init__(self, message: str, refused: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 @dataclass
@@ -93,13 +115,18 @@ class RecordResult:
     per_stream: dict[str, int] = field(default_factory=dict)
     #: The recorder's performance monitor (None when it ran without one).
     monitor: Monitor | None = field(default=None, repr=False)
+    #: Subscriptions the server refused (with ``allow_partial``), as in ``live.refused``.
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    outages: int = 0
 
     def summary(self) -> str:
+        refused = "".join(f"; REFUSED {r['channel']} {r['inst']} ({r['code']} {r['msg']})"
+                          for r in self.refused)
         return (f"recorded {self.frames:,} frames in {self.path} ({self.elapsed_s:.1f} s, "
                 f"{self.stop_reason}): {self.files} files, {self.bytes / 2**20:.1f} MB, "
                 f"{self.breaks} breaks, {self.disconnects} disconnects "
-                f"({self.missing_s:.1f} s missing), {self.dropped} frames dropped; "
-                f"log {Path(self.path) / RECORD_LOG}")
+                f"({self.missing_s:.1f} s missing), {self.outages} outages, {self.dropped} "
+                f"frames dropped{refused}; log {Path(self.path) / RECORD_LOG}")
 
 
 class _Queue:
@@ -216,8 +243,12 @@ class Recorder:
     process's resources (sampled every ``status_interval`` s) kept in the manifest
     (``live.monitor``) and in :attr:`monitor`; a Monitor of your own to fill (started, and
     stopped at the end, only if it was not running); False for none. The writer thread
-    fills it: read it once :meth:`run` has returned (or from the manifest). Other keywords are
-    :class:`~simlab.okx.client.ClientConfig` fields (``ws_url``, ``rest_url``, timeouts...).
+    fills it: read it once :meth:`run` has returned (or from the manifest).
+    ``allow_partial``: a refused subscription is a warning and the rest is recorded (default:
+    it stops the recording, :class:`RefusedError`). ``outage_after`` / ``trade_outage_after``:
+    seconds a book / other stream may be silent before it is an outage (None: never);
+    ``clock``: the time in ns they are measured on (default ``time.time_ns``). Other keywords
+    are :class:`~simlab.okx.client.ClientConfig` fields (``ws_url``, ``rest_url``, timeouts...).
 
     >>> async def main():                                               # doctest: +SKIP
     ...     rec = Recorder("rec", [("books", "BTC-USDT"), ("trades", "BTC-USDT")],
@@ -232,7 +263,9 @@ class Recorder:
                  status: TextIO | bool | None = False, status_interval: float = 1.0,
                  console: bool = False, tap: Callable[[RawFrame], Any] | None = None,
                  metadata: bool = True, monitor: Monitor | bool = True,
-                 **client_options: Any) -> None:
+                 allow_partial: bool = False, outage_after: float | None = OUTAGE_AFTER_S,
+                 trade_outage_after: float | None = None,
+                 clock: Callable[[], int] = time.time_ns, **client_options: Any) -> None:
         self.out = Path(out)
         self.subscriptions = [(str(c), str(i)) for c, i in subscriptions]
         if not self.subscriptions:
@@ -243,6 +276,18 @@ class Recorder:
             raise ValueError(f"rotate must be > 0 seconds, got {rotate}")
         if queue_frames < 1 or queue_bytes < 1:
             raise ValueError("queue_frames and queue_bytes must be >= 1")
+        for name, v in (("outage_after", outage_after),
+                        ("trade_outage_after", trade_outage_after)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be > 0 seconds (or None), got {v}")
+        self.allow_partial = allow_partial
+        self.outage_after, self.trade_outage_after = outage_after, trade_outage_after
+        self._clock = clock
+        self.outages = Outages(outage_thresholds(self.subscriptions, outage_after,
+                                                 trade_outage_after,
+                                                 lambda ch: ch in BOOK_CHANNELS), clock())
+        #: Refused subscriptions, as in the manifest's ``live.refused``.
+        self.refused: list[dict[str, Any]] = []
         if not isinstance(monitor, Monitor | bool):
             raise TypeError(f"monitor must be a simlab.monitor.Monitor or a bool, got "
                             f"{type(monitor).__name__}")
@@ -322,7 +367,10 @@ class Recorder:
         return {"elapsed_s": time.monotonic() - self._t0, "frames": self.frames,
                 "gaps": dict(self.gaps), "reconnects": self.reconnects, "resyncs": self.resyncs,
                 "files": self.files, "bytes": self.bytes, "queue": self.q.frames,
-                "dropped": self.dropped, "rss": rss}
+                "dropped": self.dropped, "rss": rss,
+                "refused": [f"{r['channel']} {r['inst']}" for r in self.refused],
+                "outages": self.outages.count,
+                "silent": [f"{c} {i}" for c, i in self.outages.open]}
 
     async def idle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
         """Wait until no frame came for ``quiet`` s from now on (tests: the feed is
@@ -351,6 +399,7 @@ class Recorder:
         :class:`RecordError` after closing everything it can)."""
         self._loop = asyncio.get_running_loop()
         self._t0 = self._last_frame = time.monotonic()
+        self.outages.start_ns = self._clock()
         self._open()
         consumer = ticker = None
         try:
@@ -384,7 +433,22 @@ class Recorder:
             self._close_logging()
         if self._error is not None:
             raise RecordError(self._error_msg) from self._error
+        if self.refused and (not self.allow_partial
+                             or len(self.refused) == len(self.subscriptions)):
+            raise RefusedError(self._refused_message(), list(self.refused))
         return self._result()
+
+    def _refused_message(self) -> str:
+        what = "; ".join(f"{r['channel']} {r['inst']}: {r['code']} {r['msg']}"
+                         for r in self.refused)
+        n = len(self.refused)
+        if len(self.refused) == len(self.subscriptions):
+            hint = "every subscription was refused; check --inst and --channels"
+        else:
+            hint = ("check --inst and --channels, or give --allow-partial to record the "
+                    "other streams")
+        return (f"{self.out}: the server refused {n} subscription{'s' if n > 1 else ''} "
+                f"({what}); {hint}. The manifest lists the refusal (live.refused)")
 
     def _open(self) -> None:
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
@@ -401,8 +465,15 @@ class Recorder:
                                       rotating=True, monitor=self.monitor)
         if self.monitor is not None:
             self.writer.manifest_hook = self._monitor_to_manifest
+        # What was asked for, beside what arrives (channels), from the first manifest on.
+        self.writer.manifest["requested"] = [{"channel": ch, "inst": inst}
+                                             for ch, inst in self.subscriptions]
+        write_manifest(self.out, self.writer.manifest)
         self._recorder_info = {"started": utc_now(), "stopped": None, "stop_reason": None,
                                "rotate_s": self.rotate, "rotations": 0, "log": RECORD_LOG,
+                               "allow_partial": self.allow_partial,
+                               "outage_after_s": self.outage_after,
+                               "trade_outage_after_s": self.trade_outage_after,
                                "queue": {"max_frames": self.q.max_frames,
                                          "max_bytes": self.q.max_bytes}}
         self._open_logging()
@@ -469,6 +540,8 @@ class Recorder:
         except Exception as e:
             log.error("the client's stream did not end cleanly: %s: %s", type(e).__name__, e)
         self._end_episode()
+        for o in self.outages.close(self._clock()):
+            self.q.put(("outage", dict(o)))
         self.q.put(("close", self._stop_reason))
         await asyncio.to_thread(self._thread.join)
 
@@ -479,7 +552,7 @@ class Recorder:
                             round(time.monotonic() - self._t0, 3), self._stop_reason,
                             s["breaks"], s["disconnects"], s["missing_s"],
                             {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())},
-                            self.monitor)
+                            self.monitor, list(self.refused), self.outages.count)
 
     # -- loop side: client -> queue ---------------------------------------------------------
     async def _consume(self, client: OkxClient) -> None:
@@ -501,7 +574,13 @@ class Recorder:
         self._last_frame = time.monotonic()
         if self._error is not None:
             return  # the writer is gone; the recording is stopping
-        self.per_stream[(f.channel, f.inst)] += 1
+        key = (f.channel, f.inst)
+        self.per_stream[key] += 1
+        ended = self.outages.data(key, self._clock())
+        if ended is not None:
+            log.warning("%s %s: data again after %.3f s of silence (outage since %s)",
+                        f.channel, f.inst, ended["seconds"], ended["start"])
+            self.q.put(("outage", dict(ended)))
         if self.q.put_frame(f):
             if self.tap is not None:
                 self._tap(f._replace(arrival=self._written))
@@ -579,6 +658,8 @@ class Recorder:
             self.reconnects += 1
         elif kind == "resync_started":
             self.resyncs += 1
+        elif kind == "refused":
+            self._on_refused(ev)
         if "arrival" in ev:
             ev["arrival"] = self._map(ev["arrival"])
         else:
@@ -589,6 +670,25 @@ class Recorder:
             ev["stale_arrivals"] = [lo, hi] if lo is not None and hi is not None else None
         if self._error is None:
             self.q.put(ev)
+
+    def _on_refused(self, ev: dict[str, Any]) -> None:
+        r = {"channel": ev.get("channel"), "inst": ev.get("inst"), "code": ev.get("code"),
+             "msg": ev.get("msg"), "time": ns_to_iso(ev.get("recv_ns"))}
+        self.refused.append(r)
+        self.outages.drop([(r["channel"], r["inst"])])
+        what = f"{r['channel']} {r['inst']}: subscription refused by the server: " \
+               f"{r['code']} {r['msg']}"
+        if self.allow_partial and len(self.refused) < len(self.subscriptions):
+            log.warning("%s; recording the other streams (--allow-partial)", what)
+        else:
+            log.error("%s", what)
+            self.stop(f"subscription refused: {r['channel']} {r['inst']} ({r['code']})")
+
+    def _check_outages(self) -> None:
+        for o in self.outages.check(self._clock()):
+            log.warning("%s %s: no data for %.3f s (more than %g s): outage since %s",
+                        o["channel"], o["inst"], o["seconds"], o["threshold_s"], o["start"])
+            self.q.put(("outage", dict(o)))
 
     async def _tick(self) -> None:
         interval = self.status_interval
@@ -602,6 +702,7 @@ class Recorder:
             if self.duration is not None and now - self._t0 >= self.duration:
                 self.stop(f"duration {self.duration:g} s reached")
                 return
+            self._check_outages()
             if now >= next_rotate:
                 self.q.put(("rotate",))
                 next_rotate = max(next_rotate + self.rotate, now + self.rotate / 2)
@@ -638,6 +739,8 @@ class Recorder:
                             w.set_instrument(inst, m)
                     elif item[0] == "rotate":
                         self._rotate()
+                    elif item[0] == "outage":
+                        self._account(self.feedlog.outage, item[1])
                     elif item[0] == "drop":
                         self._account(self.feedlog.drop, item[1])
                         w.add_event({"kind": "queue_overflow", **item[1]})

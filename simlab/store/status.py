@@ -13,7 +13,15 @@ numbers already those of the recording) in stream order and keeps:
   recorder itself had to drop (what, when, how many per stream);
 - ``summary``: counts per event kind and per stream (gaps, checksum failures, resyncs and
   their total time, bootstraps, duplicates, seqId resets), disconnects, total time data was
-  missing, frames dropped.
+  missing, frames dropped, refusals and outages;
+- ``refused``: subscriptions the server refused (``channel``, ``inst``, OKX's ``code`` and
+  ``msg``, ``time``);
+- ``outages``: streams silent for longer than their threshold (``channel``, ``inst``,
+  ``start``: the stream's last message, ``end``: its next one or None while still silent at
+  the end, ``seconds``), found by :class:`Outages` on an injected clock.
+
+A ``disconnect`` break lists the ``streams`` it cut and, under ``resumed``, what the first
+message of each on the next connection proved (``lossless`` and why).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .manifest import ns_to_iso
@@ -105,6 +115,9 @@ class FeedLog:
         self.dropped_frames = 0
         self.drop_episodes = 0
         self.client: dict[str, Any] = {}
+        self.refused: list[dict[str, Any]] = []
+        self.outages: list[dict[str, Any]] = []
+        self._conn_breaks: dict[Any, dict[str, Any]] = {}
 
     # -- input ------------------------------------------------------------------------------
     def event(self, ev: dict[str, Any]) -> None:
@@ -120,6 +133,17 @@ class FeedLog:
             self._synced(ev)
         elif kind in REPAIR_STEPS:
             self._step(ev)
+
+    def outage(self, entry: dict[str, Any]) -> None:
+        """Account for an outage :class:`Outages` found (or its end: the same stream's
+        open entry is updated)."""
+        for o in reversed(self.outages):
+            if (o["channel"], o["inst"], o["start"]) == (entry["channel"], entry["inst"],
+                                                         entry["start"]):
+                o.update(entry)
+                return
+        if len(self.outages) < self.max_breaks:
+            self.outages.append(dict(entry))
 
     def drop(self, episode: dict[str, Any]) -> None:
         """Account for frames the recorder dropped (its queue was full)."""
@@ -217,9 +241,22 @@ class FeedLog:
                 sw["old_closed"] = ns_to_iso(ev.get("recv_ns"))
             return  # a planned close: no data missing
         self.disconnects += 1
-        b = self._base(ev, "code", "expected", "since_data_s", "lived_s")
+        b = self._base(ev, "code", "expected", "since_data_s", "lived_s", "streams")
         self._add(b)
         self._open_conn[conn] = b
+        self._conn_breaks[conn] = b
+
+    def _on_resumed(self, ev: dict[str, Any]) -> None:
+        b = self._conn_breaks.get(ev.get("previous_conn"))
+        if b is not None:
+            b.setdefault("resumed", {})[_key(ev)] = {
+                "lossless": bool(ev.get("lossless")), "detail": ev.get("detail"),
+                "conn": ev.get("conn"), "time": ns_to_iso(ev.get("recv_ns"))}
+
+    def _on_refused(self, ev: dict[str, Any]) -> None:
+        self.refused.append({"channel": ev.get("channel"), "inst": ev.get("inst"),
+                             "code": ev.get("code"), "msg": ev.get("msg"),
+                             "time": ns_to_iso(ev.get("recv_ns"))})
 
     def _on_reconnect(self, ev: dict[str, Any]) -> None:
         self.reconnects += 1
@@ -271,6 +308,7 @@ class FeedLog:
             "switchovers": self.switchovers, "missing_s": self.missing_s,
             "resyncs": sum(st["resyncs"] for st in self.streams.values()),
             "dropped_frames": self.dropped_frames, "drop_episodes": self.drop_episodes,
+            "refused": len(self.refused), "outages": len(self.outages),
             "events": dict(sorted(self.kinds.items())),
             "streams": {k: dict(v) for k, v in sorted(self.streams.items())},
         }
@@ -278,7 +316,84 @@ class FeedLog:
     def section(self) -> dict[str, Any]:
         """The manifest's ``live`` section (without the recorder's own fields)."""
         return {"summary": self.summary(), "breaks": self.breaks,
-                "breaks_dropped": self.breaks_dropped, "client": self.client}
+                "breaks_dropped": self.breaks_dropped, "client": self.client,
+                "refused": self.refused, "outages": self.outages}
+
+
+# -- outages -----------------------------------------------------------------------------------
+@dataclass
+class Outages:
+    """Streams silent for longer than their threshold, on an injected clock (ns).
+
+    ``streams`` maps ``(channel, inst)`` to its threshold in seconds (None: never an
+    outage); ``start_ns`` is when the recording started (a stream that never sent anything
+    is silent since then). Call :meth:`data` for every message of a stream and
+    :meth:`check` now and then; both return outage entries that started or ended.
+
+    >>> o = Outages({("books", "BTC-USDT"): 60.0}, start_ns=0)
+    >>> o.data(("books", "BTC-USDT"), 1_000_000_000)
+    >>> o.check(30 * 10**9), o.check(62 * 10**9)[0]["seconds"]
+    ([], 61.0)
+    >>> o.data(("books", "BTC-USDT"), 75 * 10**9)["end"]
+    '1970-01-01T00:01:15.000000Z'
+    """
+
+    streams: dict[tuple[str, str], float | None]
+    start_ns: int
+    last: dict[tuple[str, str], int] = field(default_factory=dict)
+    open: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    count: int = 0
+
+    def data(self, key: tuple[str, str], now_ns: int) -> dict[str, Any] | None:
+        """A message of ``key`` at ``now_ns``; returns the outage it ends, if any."""
+        self.last[key] = now_ns
+        if not self.open:
+            return None
+        o = self.open.pop(key, None)
+        if o is not None:
+            o["end"] = ns_to_iso(now_ns)
+            o["seconds"] = round((now_ns - o["start_ns"]) / 1e9, 3)
+        return o
+
+    def check(self, now_ns: int) -> list[dict[str, Any]]:
+        """Outages that began: streams silent for longer than their threshold."""
+        out = []
+        for key, limit in self.streams.items():
+            if limit is None or key in self.open:
+                continue
+            since = self.last.get(key, self.start_ns)
+            if now_ns - since > limit * 1e9:
+                o = {"channel": key[0], "inst": key[1], "start": ns_to_iso(since),
+                     "end": None, "seconds": round((now_ns - since) / 1e9, 3),
+                     "threshold_s": limit, "start_ns": since}
+                self.open[key] = o
+                self.count += 1
+                out.append(o)
+        return out
+
+    def drop(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Stop watching ``keys`` (e.g. refused subscriptions)."""
+        for k in keys:
+            self.streams.pop(k, None)
+            self.open.pop(k, None)
+
+    def close(self, now_ns: int) -> list[dict[str, Any]]:
+        """The outages still open at the end (``end`` stays None, ``seconds`` so far)."""
+        for o in self.open.values():
+            o["seconds"] = round((now_ns - o["start_ns"]) / 1e9, 3)
+        return list(self.open.values())
+
+
+def outage_thresholds(subscriptions: Iterable[tuple[str, str]], books: float | None,
+                      other: float | None,
+                      is_book: Callable[[str], bool]) -> dict[tuple[str, str], float | None]:
+    """Each stream's outage threshold: ``books`` for book channels, ``other`` for the rest.
+
+    >>> outage_thresholds([("books", "X"), ("trades", "X")], 90.0, None,
+    ...                   lambda ch: ch.startswith("books"))
+    {('books', 'X'): 90.0, ('trades', 'X'): None}
+    """
+    return {(ch, inst): books if is_book(ch) else other for ch, inst in subscriptions}
 
 
 # -- status line --------------------------------------------------------------------------------
@@ -303,8 +418,20 @@ def format_status(s: dict[str, Any]) -> str:
     ...     "bytes": 4404019, "queue": 3, "dropped": 0, "rss": 88 * 2**20}))
     00:01:15  812 msg/s  60,931 msgs  gaps BTC-USDT 1  reconnects 0  resyncs 1  files 36 \
 (4.2 MB)  queue 3  dropped 0  RSS 88 MB
+    >>> format_status({"refused": ["books BTC-USTD"], "outages": 1,
+    ...                "silent": ["books ETH-USDT"]}).split("MB")[-1]
+    '  REFUSED books BTC-USTD  outages 1 (silent now: books ETH-USDT)'
     """
     t = int(s.get("elapsed_s", 0))
+    alerts = ""
+    if s.get("refused"):
+        alerts += f"  REFUSED {', '.join(s['refused'][:4])}"
+        if len(s["refused"]) > 4:
+            alerts += f", +{len(s['refused']) - 4} more"
+    if s.get("outages"):
+        alerts += f"  outages {s['outages']}"
+        if s.get("silent"):
+            alerts += f" (silent now: {', '.join(s['silent'][:4])})"
     gaps = s.get("gaps") or {}
     g = ", ".join(f"{i} {n}" for i, n in sorted(gaps.items())[:6]) if gaps else "0"
     if len(gaps) > 6:
@@ -313,7 +440,7 @@ def format_status(s: dict[str, Any]) -> str:
             f"{s.get('frames', 0):,} msgs  gaps {g}  reconnects {s.get('reconnects', 0)}  "
             f"resyncs {s.get('resyncs', 0)}  files {s.get('files', 0)} "
             f"({human_bytes(s.get('bytes', 0))})  queue {s.get('queue', 0)}  "
-            f"dropped {s.get('dropped', 0)}  RSS {s.get('rss', 0) / 2**20:.0f} MB")
+            f"dropped {s.get('dropped', 0)}  RSS {s.get('rss', 0) / 2**20:.0f} MB{alerts}")
 
 
 class StatusLine:
