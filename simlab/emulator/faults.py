@@ -13,7 +13,8 @@ drop       connection abort the TCP connection (no close frame) after N pushes
 gap        connection skip one update of ``inst`` (the next prevSeqId then names a
                       seqId the client never saw)
 checksum   connection write a wrong (non-zero) checksum into one update
-malformed  connection send a truncated copy of one push before the push itself
+malformed  connection send a truncated copy of one push before the push itself (or,
+                      from Python, the exact bytes ``payload``: the hostile-frame tests)
 duplicate  connection send one update twice
 reorder    connection swap two consecutive updates of one stream
 notice     connection send the 64008 notice, then close after ``delay`` seconds (default:
@@ -81,6 +82,7 @@ class FaultSpec:
     status: int = 500
     code: str = "50026"
     msg: str = "System error."
+    payload: bytes | None = None  # malformed: send exactly this frame
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Fault(self.kind))
@@ -211,7 +213,12 @@ class ConnectionFaults:
                 frames[frames.index(push.frame)] = _wrong_checksum(push)
                 self._done(a)
             elif kind is Fault.MALFORMED:
-                frames.insert(0, push.frame[: max(1, len(push.frame) // 2)])
+                bad = spec.payload
+                if bad is None:
+                    bad = push.frame[: max(1, len(push.frame) // 2)]
+                elif isinstance(bad, str):  # from --fault malformed:payload=...
+                    bad = bad.encode()
+                frames.insert(0, bad)
                 self._done(a)
             elif kind is Fault.DUPLICATE:
                 frames.append(push.frame)

@@ -159,6 +159,8 @@ def _message(d: Any, frame) -> Message:
             raise OkxParseError(f"{channel!r} push must have exactly one data object", frame)
         return _book(channel, inst or data[0].get("instId"), d.get("action"), data[0], frame)
     if channel in TRADE_CHANNELS:
+        if not data:
+            raise OkxParseError(f"{channel!r} push without a trade", frame)
         return TradeMsg(channel, inst, [_trade(t, frame) for t in data])
     return OtherMsg(channel, inst, data)
 

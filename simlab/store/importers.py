@@ -320,7 +320,8 @@ def _import_by_ts(src: Path, out: str | Path, importer: str, wire_format: str,
                 continue
             norm = normalize(line, wire_format)
             ts = _ts_ns(norm)
-            last = ts if ts is not None else last
+            # a receive clock does not go back: channels stamp their ts independently
+            last = ts if last is None or (ts is not None and ts > last) else last
             pending.append((line, norm))
             if last is None and len(pending) < _MAX_PENDING:
                 continue  # wait for the first timestamp
