@@ -192,21 +192,20 @@ def test_resume_after_interrupt(inline_run, tmp_path, kind):
 
 def test_failed_cells_reported_kept_apart_and_retried(tmp_path):
     spec = SweepSpec([SAMPLE], ["BTC-USDT", "ETH-USDT"],
-                     grid={"fee_tier": ["VIP1", "VIP99"]}, fixed={"notional": 1e3, **WINDOW})
+                     grid={"fee_tier": ["VIP1", "VIP2"]}, fixed={"notional": 1e3, **WINDOW})
     out = tmp_path / "f"
     r = run_sweep(spec, out, "inline", progress=False)
-    assert (r.ran, r.failed, len(r.table)) == (4, 3, 4)
+    assert (r.ran, r.failed, len(r.table)) == (4, 2, 4)
     t = r.table.set_index(["inst", "p_fee_tier"])
     assert t.loc[("BTC-USDT", "VIP1"), "status"] == "ok"
     assert t.loc[("BTC-USDT", "VIP1"), "fee_bps_mean"] == pytest.approx(5.0, rel=1e-4)
     bad_inst = t.loc[("ETH-USDT", "VIP1")]
     assert bad_inst["status"] == "error" and "ETH-USDT" in bad_inst["error"]
-    bad_tier = t.loc[("BTC-USDT", "VIP99")]
-    assert bad_tier["status"] == "error" and "VIP99" in bad_tier["error"]
-    assert math.isnan(bad_tier["net_bps_mean"])
+    assert math.isnan(bad_inst["net_bps_mean"])
+    # (a tier the fee table lacks never gets here: tests/test_sweep_grid.py)
     # a re-run retries only the failed cells (they fail again: same data)
     again = run_sweep(spec, out, "inline", progress=False)
-    assert (again.ran, again.skipped, again.failed) == (3, 1, 3)
+    assert (again.ran, again.skipped, again.failed) == (2, 2, 2)
 
 
 def test_ticks_kept(tmp_path):
@@ -223,7 +222,9 @@ def test_ticks_kept(tmp_path):
 
 def test_cell_id_is_a_hash_of_the_canonical_params():
     params = {**defaults(), "notional": 1000.0}
-    blob = json.dumps(["simlab.sweep.cell/1", "rec", "BTC-USDT", params], sort_keys=True,
+    # a parameter added later (slippage_model) stays out of the id while unset: old ids hold
+    old = {k: v for k, v in params.items() if k != "slippage_model"}
+    blob = json.dumps(["simlab.sweep.cell/1", "rec", "BTC-USDT", old], sort_keys=True,
                       separators=(",", ":"))
     assert Cell("rec", "BTC-USDT", params).id == hashlib.sha256(blob.encode()).hexdigest()[:16]
     # 1000 and 1000.0, a datetime and its ISO string: the same cell

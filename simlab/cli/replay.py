@@ -58,6 +58,10 @@ def add(sub) -> None:
     p.add_argument("--maker-taker-model", metavar="F",
                    help="a trained maker/taker model (simlab train maker-taker) for limit "
                    "orders, instead of the queue-share heuristic")
+    p.add_argument("--slippage-model", metavar="F",
+                   help="a trained slippage model (simlab train slippage, same --side): its "
+                   "prediction is reported as slippage_model_bps (and one column per "
+                   "quantile) beside the walk-the-book slippage, which the net cost keeps")
     p.add_argument("--stats", action="store_true",
                    help="also print the performance monitor: stage latency percentiles "
                         "(per stage with --mode events), feed latency per instrument, "
@@ -93,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{args.maker_taker_model}: not a maker/taker model (it is "
                                  f"a {type(model).__name__}); train one with simlab train "
                                  "maker-taker")
+        slip_model = None
+        if args.slippage_model:
+            from simlab.sim.model_use import load_slippage_model
+
+            slip_model = load_slippage_model(args.slippage_model, args.side)
         monitor = True
         if args.stats:
             from simlab.monitor import Monitor
@@ -103,18 +112,25 @@ def run(args: argparse.Namespace) -> int:
                 args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
                 end=args.end, impact=None if args.no_impact else "calibrate", T=args.T,
                 N=args.N, lam=args.lam, overrides=overrides, ct_val=args.ct_val,
-                model=model, monitor=monitor, time_basis=args.time_basis)
+                model=model, monitor=monitor, time_basis=args.time_basis,
+                slippage_model=slip_model)
         finally:
             if args.stats:
                 monitor.stop()
         if model is not None:
             info["maker_taker_model"] = {"file": args.maker_taker_model,
                                          "features": list(model.features)}
+        if slip_model is not None:
+            info["slippage_model"] = {"file": args.slippage_model,
+                                      "features": list(slip_model.features)}
     except ValueError as e:
         print(f"simlab replay: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     summary = res.summary(include_incomplete=args.include_incomplete)
     summary["run"] = info
+    if slip_model is not None:
+        summary["slippage_model"] = _slippage_model_summary(res, slip_model,
+                                                            args.include_incomplete)
     fills = summary["fills"]
     # no tick filled: there is no cost to report, and the exit code must say so
     unfilled = fills["ticks"] > 0 and fills["covered_ticks"] == 0
@@ -138,6 +154,11 @@ def run(args: argparse.Namespace) -> int:
         from simlab.sim.summary import format_summary
 
         print(format_summary(summary))
+        if "slippage_model" in summary:
+            s = summary["slippage_model"]
+            print(f"slippage model ({args.slippage_model}): mean {s['mean_bps']:.4f} bps "
+                  f"predicted vs {s['walk_mean_bps']:.4f} bps walking the book, over "
+                  f"{s['ticks']} {s['covers']} ticks")
         if info.get("start") or info.get("end"):
             print(f"time range: {info.get('start') or 'the start'} .. "
                   f"{info.get('end') or 'the end'}")
@@ -155,3 +176,18 @@ def run(args: argparse.Namespace) -> int:
             print()
             print(res.monitor.format(f"performance ({args.mode} replay)"))
     return EXIT_PROBLEMS if unfilled else EXIT_OK
+
+
+def _slippage_model_summary(res, model, include_incomplete: bool) -> dict:
+    """The slippage model's columns described over the ticks the cost summary covers."""
+    from simlab.sim.model_use import slippage_columns
+    from simlab.sim.summary import describe
+
+    t = res.table
+    if not include_incomplete and len(t):
+        t = t[t["complete"]]
+    cols = slippage_columns(model)
+    return {"columns": {c: describe(t[c]) for c in cols}, "ticks": len(t),
+            "covers": "all" if include_incomplete else "complete-fill",
+            "mean_bps": describe(t[cols[0]])["mean"],
+            "walk_mean_bps": describe(t["slippage_bps"])["mean"]}

@@ -48,6 +48,7 @@ from simlab.monitor import Monitor
 
 from .costs import COST_COLUMNS, CostConstants, maker_probability, tick_costs
 from .fill_dataset import TRADES_CHANNEL, StreamPaths, run_features, trade_path
+from .model_use import check_slippage_model, model_guard, slippage_columns, slippage_inputs
 from .order import Instrument, OrderSpec
 
 #: Columns of the per-tick result table, in order. ``filled_share``: the part of the order
@@ -159,7 +160,7 @@ class CostPipeline:
                  impact: ACParams | None = None, model: MakerTakerModel | None = None,
                  instrument: Instrument | None = None,
                  metadata: dict[str, dict[str, Any]] | None = None,
-                 monitor: Monitor | bool = True) -> None:
+                 monitor: Monitor | bool = True, slippage_model: Any = None) -> None:
         if not isinstance(order, OrderSpec):
             raise TypeError(f"order must be an OrderSpec, got {type(order).__name__}")
         self.order = order
@@ -183,8 +184,19 @@ class CostPipeline:
             raise ValueError(f"maker/taker model {self.model.name!r} needs features "
                              f"{unknown} that the pipeline cannot compute; it provides "
                              f"{list(TOUCH_FEATURES) + list(FILL_FEATURES)}")
-        self.history = order.order_type == "limit" and needs_history(self.model)
-        self.feature_params = model_feature_params(self.model) if self.history else None
+        # a trained slippage model, reported beside the walk (sim/model_use.py), reads the
+        # taken side's depth and the volatility: the same feature state as a trained
+        # maker/taker model
+        self.slippage_model = (None if slippage_model is None else
+                               check_slippage_model(slippage_model, order.side))
+        self._mt_history = order.order_type == "limit" and needs_history(self.model)
+        self.history = self._mt_history or self.slippage_model is not None
+        self.feature_params = self._feature_params() if self.history else None
+        # trained models warn once when weak, and when fed inputs outside their training
+        self._mt_check = (model_guard(self.model, "maker/taker model")
+                          if self.consts.limit else None)
+        self._slip_check = (None if self.slippage_model is None else
+                            model_guard(self.slippage_model, "slippage model"))
         self._only_fill = all(f in FILL_FEATURES for f in feats)
         self.tick_size = self._tick_size() if self.history else math.nan
         if not isinstance(monitor, Monitor | bool):
@@ -194,6 +206,16 @@ class CostPipeline:
         self.monitor: Monitor | None = monitor if isinstance(monitor, Monitor) else None
         self.reset()
 
+    def _feature_params(self) -> FeatureParams:
+        mt = model_feature_params(self.model) if self._mt_history else None
+        sl = (model_feature_params(self.slippage_model) if self.slippage_model is not None
+              else None)
+        if mt is not None and sl is not None and mt != sl:
+            raise ValueError(f"the maker/taker model's features were computed with {mt} and "
+                             f"the slippage model's with {sl}: train both with the same "
+                             "--lookback and --depth-levels")
+        return mt or sl
+
     def _tick_size(self) -> float:
         t = self.instrument.tick_sz
         if t > 0:
@@ -201,6 +223,8 @@ class CostPipeline:
         t = (getattr(self.model, "info", None) or {}).get("tick_size")
         if isinstance(t, int | float) and t > 0:
             return float(t)
+        if not self._mt_history:
+            return 1.0  # the slippage model reads no feature in ticks
         raise ValueError(f"the maker/taker model needs {self.order.inst}'s tick size: the "
                          "instrument metadata has none and the model does not record one")
 
@@ -219,6 +243,7 @@ class CostPipeline:
     def reset(self) -> None:
         """Forget the ticks priced so far."""
         self._rows: list[tuple] = []
+        self._slip_rows: list[tuple] = []  # the slippage model's outputs, per priced tick
         self._lat: list[tuple[int, ...]] = []  # MONITOR_STAGES per tick, -1: did not run
         self._mon_at = 0
         if self._own_monitor:
@@ -275,14 +300,20 @@ class CostPipeline:
             n = self.feature_params.depth_levels
             if ev.snapshot:
                 st.reset_book()  # a resync: no flow history across it
-            st.on_book(ev.ts_ms, bid, bsz, ask, asz, ev.book.depth("bid", levels=n),
-                       ev.book.depth("ask", levels=n))
+            bd, ad = ev.book.depth("bid", levels=n), ev.book.depth("ask", levels=n)
+            st.on_book(ev.ts_ms, bid, bsz, ask, asz, bd, ad)
             # the order's size as training saw it: requested, in book units at our price
             f = st.features(ev.ts_ms, o.buy,
                             o.amount / (bid if o.buy else ask) if o.quote else o.amount)
             own, opp = (bsz, asz) if o.buy else (asz, bsz)
-            feats = self._inputs(f, own, opp, gb)
+            feats = self._inputs(f, own, opp, gb) if self._mt_history else None
+            if self.slippage_model is not None:
+                self._slip_rows.append(self._slippage(bid, ask, bsz, asz, gb,
+                                                      ad if o.buy else bd,
+                                                      f["volatility_bps"]))
             tf = perf_counter_ns()
+        if self._mt_check is not None:
+            self._mt_check.check(self._checked(feats, bid, ask, bsz, asz))
         if consts.limit:
             p = maker_probability(bsz, asz, gb, consts, feats)
             tm = perf_counter_ns()
@@ -342,7 +373,7 @@ class CostPipeline:
 
     def result(self) -> CostResult:
         """The ticks priced so far as a :class:`CostResult`."""
-        table = _table(self._rows)
+        table = self._with_slippage(_table(self._rows), self._slip_rows)
         return CostResult(self.order, self.instrument, self.impact, table,
                           self.latency_table(), dict(self.counts), mode="events",
                           monitor=self.flush_monitor())
@@ -386,14 +417,20 @@ class CostPipeline:
             t2 = perf_counter_ns()
             w = b.walk[emit, 0]
             bid, ask, bsz, asz = b.bid_px[emit], b.ask_px[emit], b.bid_sz[emit], b.ask_sz[emit]
-            inputs = None
+            inputs = slip = None
+            o = self.walk_order
             if self.history:
-                o = self.walk_order
                 size = (o.amount / (bid if o.buy else ask) if o.quote
                         else np.full(len(bid), o.amount))
                 f = self._columnar_features(rec, m, b, size, start_ns, end_ns, exchange)
                 own, opp = (bsz, asz) if self.order.buy else (asz, bsz)
-                inputs = self._inputs(f, own, opp, w[:, 0])
+                inputs = self._inputs(f, own, opp, w[:, 0]) if self._mt_history else None
+                if self.slippage_model is not None:
+                    slip = self._slippage(bid, ask, bsz, asz, w[:, 0],
+                                          b.depth[emit, 1 if o.buy else 0],
+                                          f["volatility_bps"])
+            if self._mt_check is not None:
+                self._mt_check.check(self._checked(inputs, bid, ask, bsz, asz))
             c = tick_costs(bid, ask, bsz, asz, w[:, 0], w[:, 1], w[:, 5], self.consts, inputs)
             t3 = perf_counter_ns()
             n = int(emit.sum())
@@ -405,6 +442,8 @@ class CostPipeline:
                                              w[:, 1 if self.walk_order.quote else 0]
                                              / self.walk_order.amount)}
             parts.append(pd.DataFrame(cols, columns=list(RESULT_COLUMNS)))
+            if slip is not None:
+                parts[-1] = self._with_slippage(parts[-1], slip)
             stages["read"] += t1 - t0
             stages["walk"] += t2 - t1
             stages["models"] += t3 - t2
@@ -427,6 +466,42 @@ class CostPipeline:
                           pd.DataFrame(columns=[f"{s}_ns" for s in STAGES], dtype="int64"),
                           counts, batch, mode="columnar", monitor=mon)
 
+
+    def _checked(self, feats: dict[str, Any] | None, bid: Any, ask: Any, bsz: Any,
+                 asz: Any) -> dict[str, Any]:
+        """What the maker/taker model's range check sees: its inputs, and the order's size
+        as training recorded it (requested, in book units at our price)."""
+        o = self.walk_order
+        size = o.amount / (bid if o.buy else ask) if o.quote else o.amount
+        own, opp = (bsz, asz) if o.buy else (asz, bsz)
+        base = {"own_best_size": own, "opp_best_size": opp}
+        return {**base, **(feats or {}), "order_size": size}
+
+    def _slippage(self, bid: Any, ask: Any, bsz: Any, asz: Any, walk_base: Any,
+                  taken_depth: Any, vol: Any) -> Any:
+        """The slippage model's outputs at a tick (a tuple of floats) or a batch (a dict of
+        arrays, by column), after the range check of its inputs."""
+        m = self.slippage_model
+        x = slippage_inputs(bid, ask, bsz, asz, walk_base, taken_depth, vol, self.order.buy)
+        if self._slip_check is not None:
+            notional = (self.order.quantity if self.order.unit == "quote"
+                        else self.order.quantity * (bid + ask) * 0.5)
+            self._slip_check.check({**x, "notional": notional})
+        pred = m.predict(**x)
+        if isinstance(bid, np.ndarray):
+            return dict(zip(slippage_columns(m), (pred[k] for k in m.outputs), strict=True))
+        return tuple(pred[k] for k in m.outputs)
+
+    def _with_slippage(self, table: pd.DataFrame, slip: Any) -> pd.DataFrame:
+        """``table`` with the slippage model's columns (unchanged without a model)."""
+        m = self.slippage_model
+        if m is None:
+            return table
+        names = slippage_columns(m)
+        if not isinstance(slip, dict):
+            a = np.asarray(slip, dtype=np.float64).reshape(-1, len(names))
+            slip = {k: a[:, i] for i, k in enumerate(names)}
+        return table.assign(**{k: np.asarray(v, dtype=np.float64) for k, v in slip.items()})
 
     def _columnar_features(self, rec: Any, m: Any, b: Any, size: np.ndarray,
                            start_ns: int | None, end_ns: int | None,

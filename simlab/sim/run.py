@@ -68,6 +68,7 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
                     impact: ACParams | str | None = "calibrate", T: float = 60.0,
                     N: int = 60, lam: float = 1e-6, overrides: dict | None = None,
                     model: Any = None, ct_val: float | None = None,
+                    slippage_model: Any = None,
                     monitor: Any = True, time_basis: str = "exchange"
                     ) -> tuple[CostResult, dict[str, Any]]:
     """Price ``order`` at every valid tick of the recording(s) (those stamped in
@@ -87,7 +88,8 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
     recs = open_recordings(recordings)
     # fail early, and with the instrument named, before any calibration work
     channels = [channel]
-    if order.order_type == "limit" and model is not None and needs_history(model):
+    if (order.order_type == "limit" and model is not None and needs_history(model)) or (
+            slippage_model is not None):
         channels.append(TRADES_CHANNEL)  # a trained model reads the trade flow
     events = ReplaySource(recs, insts=[order.inst], channels=channels, start=start, end=end,
                           time_basis=time_basis)
@@ -106,6 +108,6 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
                                     overrides=overrides, instrument=instrument)
         info["impact_provenance"] = how
     p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument,
-                     monitor=monitor)
+                     monitor=monitor, slippage_model=slippage_model)
     return (p.run_recording(recs, start=start, end=end, time_basis=time_basis)
             if mode == "columnar" else p.run(events)), info

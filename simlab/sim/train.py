@@ -32,7 +32,8 @@ from simlab.feed.replay import ReplayError, open_recordings
 from simlab.feed.source import fmt_ns
 from simlab.models.fill_features import FILL_FEATURES, FeatureParams
 from simlab.models.logistic import LogisticFillModel, fit_time_split
-from simlab.models.metrics import classification_metrics, reliability_curve
+from simlab.models.metrics import classification_metrics, pinball_loss, reliability_curve
+from simlab.models.ranges import value_ranges
 from simlab.models.slippage_regression import SlippageRegression
 
 from .fill_dataset import _bar, fill_dataset, infer_tick, run_features, sample_moments, stream_paths
@@ -52,7 +53,9 @@ class TrainResult:
     ``metrics``: the headline numbers (a flat dict); ``table``: the same as a small
     DataFrame for printing (model against baseline); ``curve``: the reliability curve
     (maker/taker) or the coverage per quantile (slippage); ``dataset``: every row used
-    (with ``split`` = train/test).
+    (with ``split`` = train/test). ``weak``: the model did not beat its baseline out of
+    sample (``weak_reason`` gives both scores); ``simlab train`` then refuses to save it
+    unless ``--allow-weak``, and the saved model carries ``info["weak"] = True``.
     """
 
     kind: str
@@ -61,6 +64,16 @@ class TrainResult:
     table: pd.DataFrame
     curve: pd.DataFrame
     dataset: pd.DataFrame = field(repr=False)
+
+    @property
+    def weak(self) -> bool:
+        """Whether the model failed to beat its baseline on the test split."""
+        return bool(self.model.info.get("weak"))
+
+    @property
+    def weak_reason(self) -> str | None:
+        """Which score did not beat the baseline, with both numbers (None: not weak)."""
+        return self.model.info.get("weak_reason") if self.weak else None
 
     def save(self, path: str | Path) -> Path:
         """Save the model as JSON (:func:`simlab.models.persist.save_model`)."""
@@ -141,6 +154,9 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
     split = fit_time_split(use[list(features)], y, use["ts_ms"].to_numpy(),
                            test_fraction=test_fraction)
     train_rows = use[use["ts_ms"] < split.split_time]
+    # what the model has seen, so that using it elsewhere can be flagged (models/ranges.py)
+    ranges = value_ranges({**{f: train_rows[f] for f in features},
+                           "order_size": train_rows["order_size"]})
     tick = df.attrs["tick_size"]
     info = {
         "target": "passive fill of a limit order at the best price within the horizon",
@@ -149,7 +165,7 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
         "order": {"quantity": quantity, "notional": notional},
         "feature_params": params.as_dict(), "tick_size": tick,
         "training": {"recordings": _rec_names(recs), **_span(train_rows),
-                     "rows": len(train_rows)},
+                     "rows": len(train_rows), "ranges": ranges},
         "labels": {"sampled": len(df), "labelled": len(labelled),
                    "missing_features": int((~finite).sum()), "reasons": reasons},
     }
@@ -166,13 +182,29 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
                **{k: m[k] for k in ("log_loss", "base_log_loss", "log_loss_skill", "brier",
                                     "base_brier", "brier_skill", "auc")},
                "test": _span(test_rows)}
-    model = replace(model, info={**model.info, "metrics": metrics})
+    weak = _weak_classifier(m)
+    model = replace(model, info={**model.info, "metrics": metrics, **weak})
     table = pd.DataFrame({"model": [m["log_loss"], m["brier"], m["auc"]],
                           "base rate": [m["base_log_loss"], m["base_brier"], 0.5],
                           "skill": [m["log_loss_skill"], m["brier_skill"], math.nan]},
                          index=pd.Index(["log-loss", "Brier", "ROC AUC"], name="test set"))
     out = df.assign(split=np.where(df["ts_ms"] >= split.split_time, "test", "train"))
     return TrainResult("maker_taker", model, metrics, table, curve, out)
+
+
+def _weak_classifier(m: dict[str, Any]) -> dict[str, Any]:
+    """The weak flag of a maker/taker model: it must beat the base-rate predictor (the
+    training fill rate) on BOTH log-loss and Brier score on the test split."""
+    fails = [f"{name} {m[k]:.6g} vs base rate {m[f'base_{k}']:.6g}"
+             for name, k in (("log-loss", "log_loss"), ("Brier score", "brier"))
+             if not m[k] < m[f"base_{k}"]]
+    if not fails:
+        return {"weak": False}
+    return {"weak": True,
+            "weak_reason": "out of sample it does not beat the base-rate predictor (the "
+                           f"training fill rate {m['base_rate']:.4g}): " + "; ".join(fails),
+            "baseline": {"log_loss": m["log_loss"], "base_log_loss": m["base_log_loss"],
+                         "brier": m["brier"], "base_brier": m["base_brier"]}}
 
 
 # -- slippage ---------------------------------------------------------------------------------
@@ -287,7 +319,9 @@ def train_slippage(recordings: Any, inst: str, *, side: str = "buy",
             "notionals": sorted({float(n) for n in df["notional"]}),
             "feature_params": params.as_dict(),
             "training": {"recordings": _rec_names(recs), **_span(train),
-                         "rows": len(train)}}
+                         "rows": len(train),
+                         "ranges": value_ranges({**{f: train[f] for f in features},
+                                                 "notional": train["notional"]})}}
     model = SlippageRegression.fit(train[list(features)], train["slippage_bps"].to_numpy(),
                                    features=features, quantiles=quantiles, max_rows=max_rows,
                                    info=info)
@@ -302,10 +336,46 @@ def train_slippage(recordings: Any, inst: str, *, side: str = "buy",
                "coverage": {f"q{round(q * 100):g}": float(c) for q, c in
                             zip(cov["quantile"], cov["coverage"], strict=True)},
                "test": _span(held)}
-    model = replace(model, info={**model.info, "metrics": metrics})
+    scores = _slippage_scores(model, train["slippage_bps"].to_numpy(),
+                              held["slippage_bps"].to_numpy(), pred)
+    metrics.update(scores)
+    model = replace(model, info={**model.info, "metrics": metrics,
+                                 **_weak_regression(scores)})
     table = cov.set_index("quantile")
     out = df.assign(split=np.where(test, "test", "train"))
     return TrainResult("slippage", model, metrics, table, cov, out)
+
+
+def _slippage_scores(model: SlippageRegression, y_train: np.ndarray, y_test: np.ndarray,
+                     pred: pd.DataFrame) -> dict[str, Any]:
+    """Test-split scores of the slippage model against the constant baselines fitted on the
+    training rows: the training mean (squared error) and each training quantile (pinball
+    loss)."""
+    base_mean = float(np.mean(y_train))
+    out: dict[str, Any] = {
+        "mse": float(np.mean((y_test - pred["mean"].to_numpy()) ** 2)),
+        "base_mse": float(np.mean((y_test - base_mean) ** 2)), "pinball": {},
+        "base_pinball": {}}
+    for q, key in zip(model.quantiles, model.outputs[1:], strict=True):
+        out["pinball"][key] = pinball_loss(y_test, pred[key].to_numpy(), q)
+        out["base_pinball"][key] = pinball_loss(
+            y_test, np.full(len(y_test), float(np.quantile(y_train, q))), q)
+    return out
+
+
+def _weak_regression(s: dict[str, Any]) -> dict[str, Any]:
+    """The weak flag of a slippage model: the mean must beat the training mean (squared
+    error) and every quantile the training quantile (pinball loss), on the test split."""
+    fails = [] if s["mse"] < s["base_mse"] else [
+        f"mean: squared error {s['mse']:.6g} vs training mean {s['base_mse']:.6g}"]
+    fails += [f"{k}: pinball loss {v:.6g} vs training quantile {s['base_pinball'][k]:.6g}"
+              for k, v in s["pinball"].items() if not v < s["base_pinball"][k]]
+    if not fails:
+        return {"weak": False}
+    return {"weak": True,
+            "weak_reason": "out of sample it does not beat the constant baseline: "
+                           + "; ".join(fails),
+            "baseline": {k: s[k] for k in ("mse", "base_mse", "pinball", "base_pinball")}}
 
 
 def format_result(res: TrainResult) -> str:
@@ -331,8 +401,14 @@ def format_result(res: TrainResult) -> str:
     else:
         lines.append(f"mean model: MAE {m['mean_abs_error_bps']:.4f} bps, bias "
                      f"{m['mean_bias_bps']:+.4f} bps, R^2 {m['r2']:.3f}")
+        lines.append(f"  squared error {m['mse']:.4f} vs {m['base_mse']:.4f} predicting the "
+                     "training mean")
         lines.append("quantile coverage on the test rows (share of slippage at or below):")
         lines.append(res.table.to_string(float_format=lambda x: f"{x:.4f}"))
+        lines.append("pinball loss vs the training quantile: " + ", ".join(
+            f"{k} {v:.4f} vs {m['base_pinball'][k]:.4f}" for k, v in m["pinball"].items()))
+    if res.weak:
+        lines.append(f"WEAK MODEL: {res.weak_reason}")
     return "\n".join(lines)
 
 

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 #: :mod:`simlab.sim.costs`). Percentiles and means are over the ticks with finite values.
 METRICS = ("ticks", "net_bps_mean", "net_bps_p10", "net_bps_p50", "net_bps_p90",
            "net_bps_p99", "slippage_bps_mean", "slippage_bps_p50", "slippage_bps_p90",
-           "fee_bps_mean", "impact_bps_mean", "maker_prob_mean", "complete_share")
+           "fee_bps_mean", "impact_bps_mean", "maker_prob_mean", "complete_share",
+           "slippage_model_bps_mean")
 _ARROW = {"str": pa.string(), "time": pa.string(), "float": pa.float64(), "int": pa.int64()}
 #: The schema of every result row (and of every ``out/cells`` file).
 RESULT_SCHEMA = pa.schema(
@@ -102,6 +103,9 @@ def metrics(table: pd.DataFrame) -> dict[str, Any]:
             out[f"{col}_{'mean' if s == 'mean' else f'p{s}'}"] = (
                 mean(col) if s == "mean" else pct(col, s))
     out["complete_share"] = float(table["complete"].mean()) if len(table) else math.nan
+    # a trained slippage model's mean prediction, beside slippage_bps (NaN without one)
+    out["slippage_model_bps_mean"] = (mean("slippage_model_bps") if "slippage_model_bps" in
+                                      table else math.nan)
     return out
 
 
@@ -115,6 +119,13 @@ def _calibration(recording: str, inst: str, channel: str, ct_val: float | None) 
     instrument = Instrument.from_metadata(
         inst, rec.manifest.get("instruments", {}).get(inst), ct_val=ct_val)
     return calibrate_recording(rec, inst, channel=channel, instrument=instrument)
+
+
+@functools.lru_cache(maxsize=16)
+def _slippage_model(path: str, side: str) -> Any:
+    from simlab.sim.model_use import load_slippage_model
+
+    return load_slippage_model(path, side, "slippage_model")
 
 
 @functools.lru_cache(maxsize=16)
@@ -143,6 +154,7 @@ def _price(cell: Cell) -> pd.DataFrame:
     # a market order is always taker: the model would not change a number
     model = (_model(p["maker_taker_model"])
              if p["maker_taker_model"] and order.order_type == "limit" else None)
+    slip = _slippage_model(p["slippage_model"], p["side"]) if p["slippage_model"] else None
     impact = None
     if p["impact"] == "calibrate":
         given = {k: p[k] for k in ("sigma", "eta", "gamma", "epsilon") if p[k] is not None}
@@ -154,7 +166,8 @@ def _price(cell: Cell) -> pd.DataFrame:
         impact, _ = impact_params(cell.recording, order, T=p["T"], N=p["N"], lam=p["lam"],
                                   channel=p["channel"], overrides=given)
     res, _ = price_recording(cell.recording, order, channel=p["channel"], start=p["start"],
-                             end=p["end"], impact=impact, model=model, ct_val=p["ct_val"])
+                             end=p["end"], impact=impact, model=model, ct_val=p["ct_val"],
+                             slippage_model=slip)
     return res.table
 
 

@@ -83,6 +83,8 @@ PARAMS: dict[str, Param] = {
     "T": Param("float", 60.0, "impact: execution horizon, seconds"),
     "N": Param("int", 60, "impact: steps"),
     "maker_taker_model": Param("str", None, "a trained maker/taker model JSON (limit orders)"),
+    "slippage_model": Param("str", None, "a trained slippage model JSON: its prediction "
+                            "beside the walk-the-book slippage (same side)"),
     "start": Param("time", None, "start time, ISO 8601 UTC"),
     "end": Param("time", None, "end time, ISO 8601 UTC"),
 }
@@ -90,6 +92,10 @@ IMPACT_MODES = ("calibrate", "none")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 _CHOICES = {"side": SIDES, "order_type": ORDER_TYPES, "impact": IMPACT_MODES}
 _POSITIVE = {"notional", "quantity", "ct_val", "T", "N"}
+_NON_NEGATIVE = {"sigma", "eta", "gamma", "epsilon", "lam"}
+#: Parameters added after the first sweeps: left out of a cell's id while unset, so cells
+#: computed before they existed keep their ids (a resumed sweep still skips them).
+_ID_OPTIONAL = ("slippage_model",)
 _SPEC_KEYS = ("recordings", "insts", "grid", "fixed", "random")
 #: Bumped if the meaning of a cell's parameters changes, so old ids stop matching.
 _ID_SCHEMA = "simlab.sweep.cell/1"
@@ -155,6 +161,8 @@ def normalize(name: str, value: Any, where: str = "parameters") -> Any:
         value = float(value)
     if name in _POSITIVE and value <= 0:
         raise SpecError(f"{where}: {name} must be > 0, got {value!r}")
+    if name in _NON_NEGATIVE and value < 0:
+        raise SpecError(f"{where}: {name} must be >= 0, got {value!r}")
     return value
 
 
@@ -303,7 +311,8 @@ class Cell:
         if missing or extra:
             raise SpecError(f"cell params: expected every parameter of PARAMS; missing "
                             f"{missing}, unknown {extra}")
-        blob = json.dumps([_ID_SCHEMA, self.recording, self.inst, self.params],
+        keyed = {k: v for k, v in self.params.items() if not (k in _ID_OPTIONAL and v is None)}
+        blob = json.dumps([_ID_SCHEMA, self.recording, self.inst, keyed],
                           sort_keys=True, separators=(",", ":"), allow_nan=False)
         object.__setattr__(self, "id", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
@@ -327,6 +336,67 @@ def _check_cell(params: dict[str, Any]) -> None:
                         f"quantity={params['quantity']!r}")
     if (params["maker_fee"] is None) != (params["taker_fee"] is None):
         raise SpecError("give both maker_fee and taker_fee, or neither")
+
+
+_BAD = object()  # a value that failed its check (already reported)
+
+
+def _combinations(spec: SweepSpec) -> list[dict[str, Any]]:
+    base = {**defaults(), **spec.fixed}
+    combos = [dict(zip(spec.grid, vals, strict=True))
+              for vals in itertools.product(*spec.grid.values())]
+    draws = spec.random.draws() if spec.random else [{}]
+    return [{**base, **c, **d} for c in combos for d in draws]
+
+
+def _cell_problems(spec: SweepSpec) -> list[str]:
+    """What would make a cell fail for its parameters (not its data): every distinct
+    problem once, naming the parameter's grid key."""
+    from simlab.models.fees import FeeRates
+    from simlab.okx.fees import FeeTierError
+    from simlab.okx.fees import fee_rates as okx_fee_rates
+    from simlab.okx.rest import inst_type
+
+    found: dict[str, None] = {}
+    models: dict[tuple[str, str, str], None] = {}
+    for p in _combinations(spec):
+        try:
+            _check_cell(p)
+        except SpecError as e:
+            found[str(e)] = None
+        if p["start"] is not None and p["end"] is not None and p["start"] >= p["end"]:
+            found[f"{spec.where('start')} / {spec.where('end')}: start {p['start']} must be "
+                  f"before end {p['end']}"] = None
+        if p["maker_fee"] is not None and p["taker_fee"] is not None:
+            try:
+                FeeRates(maker=p["maker_fee"], taker=p["taker_fee"])
+            except (TypeError, ValueError) as e:
+                found[f"{spec.where('maker_fee')} / {spec.where('taker_fee')}: {e}"] = None
+        else:
+            for inst in spec.insts:
+                it = inst_type(inst)
+                try:
+                    okx_fee_rates(p["fee_tier"], it)
+                except FeeTierError as e:
+                    found[f"{spec.where('fee_tier')}: {p['fee_tier']!r} for {inst} "
+                          f"({it}): {e}"] = None
+        if p["maker_taker_model"] and p["order_type"] == "limit":
+            models[("maker_taker_model", p["maker_taker_model"], "")] = None
+        if p["slippage_model"]:
+            models[("slippage_model", p["slippage_model"], p["side"])] = None
+    for key, path, side in models:
+        from simlab.sim.model_use import load_maker_taker_model, load_slippage_model
+
+        where = spec.where(key)
+        try:
+            if key == "maker_taker_model":
+                load_maker_taker_model(path, where)
+            else:
+                load_slippage_model(path, side, where)
+        except ValueError as e:
+            text = str(e)
+            found[text if text.startswith(where) else f"{where}: {text}"] = None
+    return list(found)
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:
@@ -370,31 +440,69 @@ class SweepSpec:
                 raise SpecError(f"{key}: expected a mapping of parameter -> "
                                 f"{'list of values' if key == 'grid' else 'value'}, "
                                 f"got {getattr(self, key)!r}")
+        # every problem of the spec is collected and reported at once, before any cell runs
+        problems: list[str] = []
+
+        def check(f: Any, *args: Any) -> Any:
+            try:
+                return f(*args)
+            except SpecError as e:
+                problems.append(str(e))
+                return _BAD
+
         grid = {}
         for name, values in self.grid.items():
             if name not in PARAMS:
-                raise _unknown(name, "grid")
+                problems.append(str(_unknown(name, "grid")))
+                continue
             if not isinstance(values, (list, tuple)) or not values:
-                raise SpecError(f"grid: {name}: expected a non-empty list of values, got "
+                problems.append(f"grid: {name}: expected a non-empty list of values, got "
                                 f"{values!r}")
-            vals = tuple(normalize(name, v, f"grid: {name}") for v in values)
+                continue
+            vals = tuple(v for v in (check(normalize, name, v, f"grid: {name}")
+                                     for v in values) if v is not _BAD)
             if len(set(vals)) != len(vals):
-                raise SpecError(f"grid: {name}: duplicate values in {list(vals)}")
-            grid[name] = vals
-        fixed = {name: normalize(name, v, "fixed") for name, v in self.fixed.items()}
+                problems.append(f"grid: {name}: duplicate values in {list(vals)}")
+            grid[name] = tuple(dict.fromkeys(vals))
+        fixed = {}
+        for name, v in self.fixed.items():
+            v = check(normalize, name, v, "fixed")
+            if v is not _BAD:
+                fixed[name] = v
         rnd = self.random
         if rnd is not None and not isinstance(rnd, RandomSpec):
-            rnd = RandomSpec.from_dict(rnd)
+            rnd = check(RandomSpec.from_dict, rnd)
+            rnd = None if rnd is _BAD else rnd
         named = [list(grid), list(fixed), list(rnd.params) if rnd else []]
         for (a, na), (b, nb) in itertools.combinations(zip(("grid", "fixed", "random"), named,
                                                            strict=True), 2):
             both = sorted(set(na) & set(nb))
             if both:
-                raise SpecError(f"parameter(s) {both} given in both {a} and {b}")
+                problems.append(f"parameter(s) {both} given in both {a} and {b}")
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "fixed", fixed)
         object.__setattr__(self, "random", rnd)
-        self.cells()  # every combination must be runnable (order size, fee pair)
+        if not problems:
+            # every combination must be runnable: order size, fees for the instrument's
+            # type, models that load, a time range that is one
+            problems += _cell_problems(self)
+        if problems:
+            raise SpecError(problems[0] if len(problems) == 1 else
+                            f"the sweep spec has {len(problems)} problems:\n"
+                            + "\n".join(f"  - {p}" for p in problems))
+
+    def where(self, name: str) -> str:
+        """Where parameter ``name``'s values come from, as error messages name it.
+
+        >>> SweepSpec(["r"], ["X-Y"], grid={"notional": [1.0]}).where("notional")
+        'grid: notional'
+        """
+        for key in ("grid", "fixed"):
+            if name in getattr(self, key):
+                return f"{key}: {name}"
+        if self.random and name in self.random.params:
+            return f"random: {name}"
+        return f"{name} (default {PARAMS[name].default!r})"
 
     def cells(self) -> list[Cell]:
         """Every cell, in a deterministic order (duplicate random draws kept once)."""
