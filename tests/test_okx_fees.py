@@ -108,8 +108,19 @@ def test_derivatives_vip_says_pass_account_rates(inst_type):
     with pytest.raises(FeeTierError) as e:
         fee_rates("VIP3", inst_type)
     msg = str(e.value)
-    assert inst_type in msg and "'VIP3'" in msg and "no derivatives VIP ladder" in msg
+    assert inst_type in msg and "'VIP3'" in msg and "derivatives VIP ladder" in msg
     assert "/api/v5/account/trade-fee" in msg and "FeeRates" in msg
+    # it says how to give the rate where the user is: the CLI flags and the grid keys
+    assert "--maker-fee" in msg and "--taker-fee" in msg
+    assert "maker_fee" in msg and "taker_fee" in msg
+
+
+def test_table_says_where_derivatives_vip_rates_were_looked_for():
+    """The derivatives VIP ladder stays out until OKX's own figures can be cited: the
+    table's source records the search (date, pages) rather than third-party numbers."""
+    info = table_info()
+    assert "2026-12-02" in info["source"] and "https://www.okx.com/fees" in info["source"]
+    assert list(fee_tiers("SWAP")) == ["Lv1"] and list(fee_tiers("FUTURES")) == ["Lv1"]
 
 
 def test_unknown_inst_type():

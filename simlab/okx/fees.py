@@ -118,8 +118,10 @@ def fee_rates(tier: str, inst_type: str = "SPOT") -> OkxFeeRates:
     """Rates of one tier; names are case-insensitive (``"VIP1"``, ``"vip 1"``, ``"Lv1"``,
     ``"LV1"``).
 
-    Derivatives VIP tiers are not in the built-in table: asking for one raises
-    :class:`FeeTierError` telling you to pass the account's rates instead.
+    Derivatives VIP tiers are not in the built-in table (no OKX-published ladder could be
+    cited, see :func:`table_info`): asking for one raises :class:`FeeTierError` telling
+    you to give the rates with ``--maker-fee``/``--taker-fee`` (or ``maker_fee``/
+    ``taker_fee`` in a sweep grid) instead.
 
     >>> fee_rates("vip1")
     OkxFeeRates(maker=0.00045, taker=0.0005)
@@ -139,13 +141,14 @@ def fee_rates(tier: str, inst_type: str = "SPOT") -> OkxFeeRates:
     if not _TIER_RE.match(norm):
         raise FeeTierError(f"fee tier must be a name like 'Lv1' or 'VIP3' (known for {it}: "
                            f"{known}), got {tier!r}")
-    only = (f"it has only {known} for {it}, no derivatives VIP ladder" if it in _DERIVATIVES
-            else f"known tiers for {it}: {known}")
+    only = (f"it has only {known} for {it}: no OKX-published derivatives VIP ladder was "
+            "found to cite" if it in _DERIVATIVES else f"known tiers for {it}: {known}")
     raise FeeTierError(
         f"the built-in OKX fee table (as of {_table()['as_of']}) has no tier {tier!r} for "
-        f"{it} ({only}); read the account's rates from GET {TRADE_FEE_PATH} "
-        "(simlab.okx.fees.parse_trade_fee) and pass them as "
-        "simlab.models.fees.FeeRates(maker=..., taker=...)")
+        f"{it} ({only}); give the tier's rates yourself: --maker-fee and --taker-fee "
+        "(simlab replay), maker_fee and taker_fee (a sweep grid) or "
+        "simlab.models.fees.FeeRates(maker=..., taker=...), e.g. the account's own rates "
+        f"from GET {TRADE_FEE_PATH} (simlab.okx.fees.parse_trade_fee)")
 
 
 # -- the account's rates: GET /api/v5/account/trade-fee ----------------------------------------
