@@ -79,6 +79,8 @@ class Push(NamedTuple):
     ``kind``: ``snapshot``, ``update`` (non-empty incremental), ``heartbeat`` (empty update,
     seqId == prevSeqId), ``reset`` (seqId < prevSeqId), ``full`` (books5/bbo-tbt), ``trade``
     or ``other`` (a recorded frame of another channel). ``checksum`` is the value written.
+    ``ts_ms`` is simulated time; the frame's ``ts`` is ``ts_ms`` plus the publisher's
+    :attr:`Publisher.ts_offset_ms`.
     (A NamedTuple: the publisher makes one per message, and it is several times cheaper to
     build than a frozen dataclass.)
     """
@@ -104,7 +106,7 @@ class _Engine:
     price)`` of every level best first (the sort key is negated for bids).
     """
 
-    __slots__ = ("inst", "keys", "levels", "seq", "streams")
+    __slots__ = ("inst", "keys", "levels", "off", "seq", "streams")
 
     def __init__(self, inst: Instrument, bids: list[list[str]], asks: list[list[str]],
                  seq: int) -> None:
@@ -119,6 +121,7 @@ class _Engine:
             self.keys[ask].extend(sorted((_key(px, ask), px) for px in side))
         self.seq = seq
         self.streams: list[_Stream] = []
+        self.off = 0  # exchange ts = simulated ms + off (Publisher.ts_offset_ms)
 
     def apply(self, ev: LevelChange) -> None:
         ask = ev.side == "ask"
@@ -216,8 +219,9 @@ class _BookStream(_Stream):
 
     def snapshot(self) -> Push:
         bids, asks = self.levels()
-        frame = encode_book(self.channel, self.inst_id, "snapshot", bids, asks, self.last_ts,
-                            seq_id=self.last_seq, prev_seq_id=-1, checksum=self.checksum)
+        frame = encode_book(self.channel, self.inst_id, "snapshot", bids, asks,
+                            self.last_ts + self.eng.off, seq_id=self.last_seq, prev_seq_id=-1,
+                            checksum=self.checksum)
         return Push(self.last_ts, self.channel, self.inst_id, "snapshot", frame,
                     self.last_seq, -1, self.checksum)
 
@@ -309,8 +313,8 @@ class _BookStream(_Stream):
         else:
             return None
         prev = self.last_seq
-        frame = _encode_update(self.channel, self.inst_id, bids, asks, t, self.checksum, prev,
-                               seq)
+        frame = _encode_update(self.channel, self.inst_id, bids, asks, t + eng.off,
+                               self.checksum, prev, seq)
         self.last_seq, self.last_ts = seq, t
         return Push(t, self.channel, self.inst_id, kind, frame, seq, prev, self.checksum)
 
@@ -337,7 +341,8 @@ class _FullStream(_Stream):
             self._side_dirty[ask] = True
 
     def _push(self, t: int, seq: int) -> Push:
-        frame = _encode_full(self.channel, self.inst_id, self.top[0], self.top[1], t, seq)
+        frame = _encode_full(self.channel, self.inst_id, self.top[0], self.top[1],
+                             t + self.eng.off, seq)
         return Push(t, self.channel, self.inst_id, "full", frame, seq)
 
     def snapshot(self) -> Push:
@@ -430,8 +435,30 @@ class Publisher:
         self._pending_i = 0
         self._stall_until: int | None = None
         self._held: list[Push] = []
+        self._ts_offset = 0
         for ch, inst in streams:
             self.activate(ch, inst)
+
+    @property
+    def ts_offset_ms(self) -> int:
+        """What the frames' ``ts`` add to simulated time (0: ``ts`` is the market's time).
+
+        The server sets it to serve the market on wall time (or from a chosen start);
+        :attr:`Push.ts_ms` stays simulated time.
+
+        >>> from simlab.emulator.testing import ScriptedMarket
+        >>> p = Publisher(ScriptedMarket({"BTC-USDT": ([["100", "1", "1"]], [["101", "1", "1"]])}))
+        >>> p.ts_offset_ms = 5_000
+        >>> b'"ts":"%d"' % (p.start_ms + 5_000) in p.snapshot("books", "BTC-USDT").frame
+        True
+        """
+        return self._ts_offset
+
+    @ts_offset_ms.setter
+    def ts_offset_ms(self, value: int) -> None:
+        self._ts_offset = int(value)
+        for eng in self._engines.values():
+            eng.off = self._ts_offset
 
     # -- queries ------------------------------------------------------------------------------
     def instruments(self) -> list[Instrument]:
@@ -498,9 +525,9 @@ class Publisher:
             st = self._streams.get((ch, inst_id))
             if isinstance(st, _BookStream):
                 bids, asks = st.levels(sz)
-                return bids, asks, st.last_ts, st.last_seq
+                return bids, asks, st.last_ts + self._ts_offset, st.last_seq
         eng = self._engines[inst_id]
-        return eng.top(False, sz), eng.top(True, sz), self.now_ms, eng.seq
+        return eng.top(False, sz), eng.top(True, sz), self.now_ms + self._ts_offset, eng.seq
 
     # -- exchange events ----------------------------------------------------------------------
     def reset(self, inst_id: str) -> int:
@@ -583,7 +610,7 @@ class Publisher:
         eng.seq += 1
         if ev.inst_id not in self._trades:
             return
-        trade = Trade(ev.trade_id, ev.price, ev.size, ev.side, ev.ts_ms, count=ev.count,
+        trade = Trade(ev.trade_id, ev.price, ev.size, ev.side, ev.ts_ms + eng.off, count=ev.count,
                       seq_id=eng.seq, source="0")
         push = Push(ev.ts_ms, TRADES, ev.inst_id, "trade", encode_trades(ev.inst_id, [trade]),
                     eng.seq)

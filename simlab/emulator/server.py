@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ipaddress
 import logging
+import socket
+import struct
 import threading
-import time
 import zlib
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,8 +35,11 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
+from simlab.okx.connection import EXCLUSIVE as _OKX_EXCLUSIVE
+from simlab.okx.connection import MAX_REQUEST_BYTES as MAX_REQUEST
 from simlab.okx.encode import encode_event
 
+from .clock import CLOCK_MODES, Clock, SystemClock
 from .faults import (
     CONNECTION_FAULTS,
     REST_FAULTS,
@@ -49,22 +55,35 @@ from .source import MarketSource
 log = logging.getLogger(__name__)
 
 WS_PATH = "/ws/v5/public"
-#: OKX: all args of one request together at most 64 KB; a bigger frame is refused.
-MAX_REQUEST = 65536
+#: OKX: all args of one request together at most MAX_REQUEST (64 KB); a bigger frame is
+#: refused with this reason.
 TOO_BIG = "Max frame length of 65536 has been exceeded."
 NOTICE_MSG = "The connection will soon be closed for a service upgrade. Please reconnect."
-#: Channels that cannot be subscribed together for one instrument (OKX, since 2024-07-17).
-EXCLUSIVE = {"books-l2-tbt": ("books", "books50-l2-tbt"),
-             "books": ("books-l2-tbt",), "books50-l2-tbt": ("books-l2-tbt",)}
+#: Channels that cannot be subscribed together for one instrument (OKX, since 2024-07-17):
+#: simlab.okx's rule, both ways round.
+EXCLUSIVE: dict[str, tuple[str, ...]] = {}
+for _a, _others in _OKX_EXCLUSIVE.items():
+    for _b in _others:
+        EXCLUSIVE[_a] = (*EXCLUSIVE.get(_a, ()), _b)
+        EXCLUSIVE[_b] = (*EXCLUSIVE.get(_b, ()), _a)
 TBT = ("books-l2-tbt", "books50-l2-tbt")
 TBT_ACCESS = ("open", "login", "deny")
 #: Max-speed mode: simulated ms per step, and the queue length that pauses the clock.
 MAX_STEP_MS = 200
 HIGH_WATER, LOW_WATER = 2000, 500
-#: A connection whose queue grows beyond this is closed as OKX does (4005).
-MAX_QUEUE = 200_000
-#: Frames a connection's writer sends in one socket write at most.
-_BATCH = 512
+#: A connection whose queue grows beyond either bound is closed as OKX closes a slow
+#: consumer (4005); so is one whose socket takes nothing for SEND_TIMEOUT seconds.
+MAX_QUEUE = 100_000
+MAX_QUEUE_BYTES = 16 * 1024 * 1024
+SEND_TIMEOUT = 10.0
+#: Seconds the close handshake may take before the server aborts the connection.
+CLOSE_TIMEOUT = 2.0
+SLOW_CODE, SLOW_REASON = 4005, "Buffer is full, cannot write data"
+#: At most this much (frames, bytes) is written to a connection's socket at once.
+_BATCH, _BATCH_BYTES = 512, 256 * 1024
+#: A bad request is quoted in the error up to this many characters.
+EXCERPT = 100
+MAX_ID = 32  # OKX: a request id is at most 32 characters
 
 
 async def _send_text(ws: ServerConnection, frames: list[bytes]) -> None:
@@ -94,50 +113,138 @@ def _err(code: str, msg: str, conn_id: str, id_: str | None = None) -> bytes:
     return orjson.dumps(d)
 
 
+def excerpt(text: str, n: int = EXCERPT) -> str:
+    """At most ``n`` characters of what a client sent, for an error message: a bad request
+    is answered with a short quote, never echoed whole (it may be 256 KB).
+
+    >>> excerpt("x" * 500)[-20:], len(excerpt("x" * 500))
+    ('xxxxx... (500 chars)', 115)
+    >>> excerpt("short")
+    'short'
+    """
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} chars)"
+
+
+def check_host(host: str, public: bool = False) -> None:
+    """Refuse to bind anything but loopback unless ``public``: the emulator has no
+    authentication, and an empty host binds every interface.
+
+    >>> check_host("127.0.0.1"), check_host("::1"), check_host("localhost")
+    (None, None, None)
+    >>> try:
+    ...     check_host("")
+    ... except ValueError as e:
+    ...     print(str(e)[:29])
+    host '' binds every interface
+    """
+    if public:
+        return
+    if host == "localhost":
+        return
+    try:
+        loopback = bool(host) and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        what = "binds every interface" if host in ("", "0.0.0.0", "::") else "is not loopback"
+        raise ValueError(f"host {host!r} {what}: the emulator serves loopback only "
+                         "(127.0.0.1, ::1, localhost) unless public=True (simlab serve --public)")
+
+
 def _wrong_channel(op: str, channel: Any, inst: Any) -> str:
     verb = "Subscribe" if op == "subscribe" else "Unsubscribe"
+    channel, inst = excerpt(str(channel), 64), excerpt(str(inst), 64)
     return (f"{verb} failed, wrong URL or channel:{channel},instId:{inst} doesn't exist. "
             "Please use the correct URL, channel and parameters referring to API document.")
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedConnection:
+    """How a connection ended (:attr:`Emulator.closed`, the last 1,000).
+
+    ``code``: the close code the server sent (None if the client closed first);
+    ``aborted``: the server cut the TCP connection (the close handshake did not drain,
+    or a ``drop`` fault); ``peak_bytes``: the most its outgoing queue ever held.
+    """
+
+    number: int
+    conn_id: str
+    code: int | None
+    reason: str
+    aborted: bool
+    peak_bytes: int
+
+
 class Connection:
-    """One client connection: its subscriptions, its outgoing queue and its faults."""
+    """One client connection: its subscriptions, its bounded outgoing queue and its faults.
+
+    The queue holds at most :attr:`Emulator.max_queue` frames and
+    :attr:`Emulator.max_queue_bytes` bytes; beyond either, or when the socket has taken
+    nothing for :attr:`Emulator.send_timeout` seconds, the client is a slow consumer:
+    the queue is dropped, nothing more is queued, and the connection is closed with 4005
+    as OKX does (:meth:`close`: if the close handshake does not complete within
+    :attr:`Emulator.close_timeout`, the transport is aborted).
+    """
 
     def __init__(self, emu: Emulator, ws: ServerConnection, number: int, conn_id: str) -> None:
         self.emu, self.ws, self.number, self.conn_id = emu, ws, number, conn_id
         self.subs: set[tuple[str, str]] = set()
         self.queue: deque = deque()
+        self.queued_bytes = 0
+        self.peak_bytes = 0
         self.wakeup = asyncio.Event()
         self.drained = asyncio.Event()
         self.drained.set()
         self.faults = ConnectionFaults()
         self.logged_in = False
         self.sent = 0  # data pushes sent
-        self.last_activity = time.monotonic()
+        self.last_activity = emu.clock.monotonic()
+        self.sending_since = 0.0  # when the writer began waiting on the socket (0: it isn't)
         self.hold_until = 0.0
         self.closing = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.aborted = False
+        self._close_task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"Connection(#{self.number}, connId={self.conn_id}, subs={len(self.subs)})"
 
     def enqueue(self, item: Push | bytes) -> None:
+        if self.closing:
+            return  # a closing connection is sent nothing more: its queue must not grow
         q = self.queue
         q.append(item)
+        b = self.queued_bytes + len(item if type(item) is bytes else item.frame)
+        self.queued_bytes = b
+        if b > self.peak_bytes:
+            self.peak_bytes = b
         if len(q) == 1:
             self.wakeup.set()
         if len(q) > HIGH_WATER:
             self.drained.clear()
-            if len(q) > self.emu.max_queue and not self.closing:
-                self.closing = True
-                asyncio.get_running_loop().create_task(
-                    self.close(4005, "Buffer is full, cannot write data"))
+        emu = self.emu
+        if b > emu.max_queue_bytes or len(q) > emu.max_queue:
+            self.slow(f"{len(q)} frames, {b} bytes queued (limits {emu.max_queue} frames, "
+                      f"{emu.max_queue_bytes} bytes)")
+
+    def slow(self, why: str) -> None:
+        """Close a client that does not keep up with 4005 (OKX's slow-consumer close)."""
+        if self.closing:
+            return
+        log.warning("%r is a slow consumer (%s): closing it with %d", self, why, SLOW_CODE)
+        self.emu.slow_closes += 1
+        self.close_code, self.close_reason = SLOW_CODE, SLOW_REASON
+        self._shed()
+        self._close_task = asyncio.get_running_loop().create_task(
+            self.close(SLOW_CODE, SLOW_REASON))
 
     async def writer(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             await self._write()
 
     async def _write(self) -> None:
-        ws, q, faults = self.ws, self.queue, self.faults
+        ws, q, faults, clock = self.ws, self.queue, self.faults, self.emu.clock
         batch: list[bytes] = []
         while True:
             if not q:
@@ -146,18 +253,20 @@ class Connection:
                 await self.wakeup.wait()
                 continue
             if self.hold_until:
-                delay = self.hold_until - time.monotonic()
+                delay = self.hold_until - clock.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 self.hold_until = 0.0
             # Send what is queued in one write: far cheaper than a send() per frame.
             drop = False
-            pushes = 0
-            while q and len(batch) < _BATCH:
+            pushes = size = 0
+            while q and len(batch) < _BATCH and size < _BATCH_BYTES:
                 item = q.popleft()
                 if type(item) is bytes:
                     batch.append(item)
+                    size += len(item)
                     continue
+                size += len(item.frame)
                 if faults.armed:
                     frames, drop = faults.process(item)
                     batch.extend(frames)
@@ -167,30 +276,65 @@ class Connection:
                 else:
                     batch.append(item.frame)
                     pushes += 1
+            self.queued_bytes = max(0, self.queued_bytes - size) if q else 0
             if len(q) < LOW_WATER:
                 self.drained.set()
             if batch:
+                # The watchdog closes a client whose socket takes nothing for send_timeout.
+                self.sending_since = clock.monotonic()
                 await _send_text(ws, batch)
+                self.sending_since = 0.0
                 batch.clear()
             if pushes:
                 self.sent += pushes
-                self.last_activity = time.monotonic()
+                self.last_activity = clock.monotonic()
             if drop:
                 log.info("fault: dropping %r after %d pushes", self, self.sent)
                 self.abort()
                 return
 
-    def abort(self) -> None:
-        """Cut the TCP connection without a close frame (the client sees 1006)."""
+    def _shed(self) -> None:
+        """Stop queueing for this connection and free what it holds."""
         self.closing = True
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.drained.set()  # a full-speed clock may be waiting for this reader
+        self.emu._forget_subs(self)
+
+    def abort(self, reset: bool = False) -> None:
+        """Cut the TCP connection without a close frame (the client sees 1006).
+
+        ``reset``: also discard what the kernel still holds for the client (a TCP reset,
+        SO_LINGER 0), so a client that never reads holds no memory on the server at all.
+        """
+        self._shed()
+        self.aborted = True
         transport = self.ws.transport
-        if transport is not None:
-            transport.abort()
+        if transport is None:
+            return
+        if reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
 
     async def close(self, code: int, reason: str) -> None:
-        self.closing = True
-        with contextlib.suppress(Exception):
-            await self.ws.close(code, reason)
+        """The close handshake with ``code``, or an abort if it does not complete within
+        :attr:`Emulator.close_timeout` (a client that never reads never takes the close
+        frame, which waits behind everything already written to its socket)."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self._shed()
+        timeout = self.emu.close_timeout
+        try:
+            await asyncio.wait_for(self.ws.close(code, reason), timeout)
+        except TimeoutError:
+            log.warning("%r did not complete the close handshake (%d) in %gs: aborting the "
+                        "connection", self, code, timeout)
+            self.abort(reset=True)
+        except Exception as e:  # the connection failed while closing: it is closed
+            log.debug("%r: error while closing: %r", self, e)
 
 
 class Emulator:
@@ -208,7 +352,25 @@ class Emulator:
     ``heartbeat_s``: simulated seconds without change before the empty update (OKX: 60).
     ``notice_delay``: default seconds between the 64008 notice and the close.
     ``paused``: start with the clock stopped (:meth:`resume`, :meth:`advance`);
-    ``start_on_subscribe``: start it at the first subscription. ``faults``: FaultSpecs.
+    ``start_on_subscribe``: start it at the first subscription (a served recording always
+    does). ``faults``: FaultSpecs.
+
+    The exchange clock (what the frames' ``ts`` say): ``clock_mode="wall"`` stamps wall
+    time, the frames leaving ``latency_ms`` after their ``ts`` (a simulated network
+    latency, so a client measures ``recv - ts`` of about ``latency_ms``); it needs
+    ``speed=1`` and is the default then (unless ``paused``). ``"sim"`` (the default at any
+    other speed, or paused) runs a
+    simulated clock from ``start_ms`` (default: the market's own start). A served recording
+    keeps the ``ts`` it recorded. ``clock``: where wall and monotonic time are read
+    (:class:`~simlab.emulator.clock.SystemClock`; tests inject a
+    :class:`~simlab.emulator.clock.ManualClock`).
+
+    Slow consumers: each connection's queue is bounded by ``max_queue`` frames and
+    ``max_queue_bytes`` bytes; a connection beyond either, or whose socket takes nothing
+    for ``send_timeout`` seconds, is closed with 4005, and aborted if the close handshake
+    does not complete in ``close_timeout`` seconds (:class:`Connection`).
+    ``host`` must be a loopback address unless ``public=True`` (then every client that can
+    reach the machine can connect).
 
     >>> import asyncio
     >>> from simlab.emulator.testing import RandomMarket
@@ -226,9 +388,38 @@ class Emulator:
                  heartbeat_s: float = 60.0, notice_delay: float = 60.0,
                  rest_seq_id: bool = True, seed: int = 0, faults: Iterable[FaultSpec] = (),
                  paused: bool = False, start_on_subscribe: bool = False, deflate: bool = False,
-                 max_queue: int = MAX_QUEUE) -> None:
+                 max_queue: int = MAX_QUEUE, max_queue_bytes: int = MAX_QUEUE_BYTES,
+                 send_timeout: float = SEND_TIMEOUT, close_timeout: float = CLOSE_TIMEOUT,
+                 public: bool = False, clock_mode: str | None = None, latency_ms: float = 0.0,
+                 start_ms: int | None = None, clock: Clock | None = None) -> None:
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be > 0 (or None for as fast as possible), got {speed}")
+        check_host(host, public)
+        for name, v in (("max_queue", max_queue), ("max_queue_bytes", max_queue_bytes),
+                        ("send_timeout", send_timeout), ("close_timeout", close_timeout)):
+            if not v > 0:
+                raise ValueError(f"{name} must be > 0, got {v}")
+        if clock_mode is None:
+            # A paused clock is driven by advance(): simulated, and reproducible byte for byte.
+            clock_mode = "wall" if speed == 1 and recording is None and not paused else "sim"
+        if clock_mode not in CLOCK_MODES:
+            raise ValueError(f"clock_mode must be one of {CLOCK_MODES}, got {clock_mode!r}")
+        if clock_mode == "wall":
+            if recording is not None:
+                raise ValueError("a recording is served with the ts it recorded: "
+                                 "clock_mode='wall' needs a market")
+            if speed != 1:
+                raise ValueError(f"clock_mode='wall' runs at speed 1, got speed {speed}; "
+                                 "use clock_mode='sim' to run faster or slower")
+            if start_ms is not None:
+                raise ValueError("start_ms sets a simulated clock: use clock_mode='sim'")
+        elif latency_ms:
+            raise ValueError("latency_ms delays frames behind the wall clock: it needs "
+                             "clock_mode='wall'")
+        if not latency_ms >= 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        if start_ms is not None and recording is not None:
+            raise ValueError("a recording is served with the ts it recorded: no start_ms")
         if tbt_access not in TBT_ACCESS:
             raise ValueError(f"tbt_access must be one of {TBT_ACCESS}, got {tbt_access!r}")
         if idle_timeout <= 0:
@@ -243,7 +434,10 @@ class Emulator:
         self.notice_delay = notice_delay
         self.seed = seed
         self.deflate = deflate
-        self.max_queue = max_queue
+        self.max_queue, self.max_queue_bytes = max_queue, max_queue_bytes
+        self.send_timeout, self.close_timeout = send_timeout, close_timeout
+        self.clock: Clock = clock or SystemClock()
+        self.clock_mode, self.latency_ms = clock_mode, float(latency_ms)
         self._schedule = [FaultSpec(**f) if isinstance(f, dict) else f for f in faults]
         if recording is not None:
             from .recorded import RecordedFeed
@@ -254,8 +448,14 @@ class Emulator:
                 market = default_market(seed)
             self.feed = Publisher(market, checksum=checksum, seed=seed,
                                   heartbeat_ms=int(heartbeat_s * 1000))
+        if start_ms is not None:
+            self.feed.ts_offset_ms = int(start_ms) - self.feed.start_ms
         self.rest = RestApi(self.feed.instruments, self._rest_book, seq_id=rest_seq_id)
         self.connections: list[Connection] = []
+        #: How the last connections ended, oldest first.
+        self.closed: deque[ClosedConnection] = deque(maxlen=1000)
+        #: Connections closed as slow consumers (4005).
+        self.slow_closes = 0
         self.connected = 0
         self._subs: dict[tuple[str, str], list[Connection]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -263,7 +463,8 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._paused = paused
-        self._start_on_subscribe = start_on_subscribe
+        # A recording's clock starts when someone listens (its first frames are the point).
+        self._start_on_subscribe = start_on_subscribe or recording is not None
         self._resumed: asyncio.Event | None = None  # created in start(), on the loop
         self._readers: asyncio.Event | None = None  # set when someone subscribes
         self._sim_base = self.feed.now_ms
@@ -295,8 +496,8 @@ class Emulator:
             await site.start()
             rport = self._runner.addresses[0][1]
             self.rest_url = f"http://{_url_host(self.host)}:{rport}"
-        self._wall_base = time.monotonic()
-        if not self._paused:
+        self._resume_base()
+        if not self._paused and not self._start_on_subscribe:
             self._resumed.set()
         for spec in self._schedule:
             self._apply_schedule(spec)
@@ -395,7 +596,8 @@ class Emulator:
         return self.feed.now_ms
 
     def _sim_target(self) -> int:
-        return int(self._sim_base + (time.monotonic() - self._wall_base) * self.speed * 1000)
+        return int(self._sim_base + (self.clock.monotonic() - self._wall_base) * self.speed
+                   * 1000)
 
     async def _clock(self) -> None:
         try:
@@ -417,7 +619,7 @@ class Emulator:
         tick = max(tick, 0.001)
         while True:
             await self._resumed.wait()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now < self._stall_wall_until:
                 await asyncio.sleep(self._stall_wall_until - now)
                 self._resume_base()
@@ -440,7 +642,12 @@ class Emulator:
 
     def _resume_base(self) -> None:
         self._sim_base = self.feed.now_ms
-        self._wall_base = time.monotonic()
+        self._wall_base = self.clock.monotonic()
+        if self.clock_mode == "wall":
+            # Simulated time restarts here: the frames' ts continue from the wall clock,
+            # less the latency (the time a frame spends on its way to the client).
+            wall_ms = self.clock.time_ns() // 1_000_000
+            self.feed.ts_offset_ms = wall_ms - round(self.latency_ms) - self.feed.now_ms
 
     @property
     def _subs_count(self) -> int:
@@ -483,7 +690,7 @@ class Emulator:
             pushes = self.feed.advance(self.feed.now_ms + int(ms))
             self._dispatch(pushes)
             self._sim_base = self.feed.now_ms
-            self._wall_base = time.monotonic()
+            self._wall_base = self.clock.monotonic()
             return len(pushes)
 
         return self._call(go)
@@ -518,7 +725,7 @@ class Emulator:
                 self.feed.reset(inst)
         elif kind is Fault.STALL:
             if self.speed is None:
-                self._stall_wall_until = time.monotonic() + spec.duration
+                self._stall_wall_until = self.clock.monotonic() + spec.duration
             else:
                 self.feed.stall(self.feed.now_ms + int(spec.duration * self.speed * 1000))
         else:
@@ -534,7 +741,7 @@ class Emulator:
             self._loop.call_later(delay, lambda: asyncio.ensure_future(
                 c.close(1001, "service upgrade")))
         elif spec.kind is Fault.BURST:
-            c.hold_until = time.monotonic() + spec.duration
+            c.hold_until = self.clock.monotonic() + spec.duration
         else:
             c.faults.arm(spec)
 
@@ -565,7 +772,7 @@ class Emulator:
         watchdog = asyncio.create_task(self._watchdog(c))
         try:
             async for message in ws:
-                c.last_activity = time.monotonic()
+                c.last_activity = self.clock.monotonic()
                 if isinstance(message, bytes):
                     message = message.decode("utf-8", "replace")
                 if len(message) > MAX_REQUEST // 4 and len(message.encode()) > MAX_REQUEST:
@@ -580,23 +787,31 @@ class Emulator:
         finally:
             writer.cancel()
             watchdog.cancel()
-            c.closing = True
-            c.queue.clear()
-            c.drained.set()  # a full-speed clock may be waiting for this reader
-            for key in c.subs:
-                lst = self._subs.get(key)
-                if lst and c in lst:
-                    lst.remove(c)
-            c.subs.clear()
+            c._shed()
             if c in self.connections:
                 self.connections.remove(c)
+            self.closed.append(ClosedConnection(c.number, c.conn_id, c.close_code,
+                                                c.close_reason, c.aborted, c.peak_bytes))
+
+    def _forget_subs(self, c: Connection) -> None:
+        for key in c.subs:
+            lst = self._subs.get(key)
+            if lst and c in lst:
+                lst.remove(c)
+        c.subs.clear()
 
     async def _watchdog(self, c: Connection) -> None:
-        idle = self.idle_timeout
-        step = min(1.0, idle / 4)
-        while True:
+        idle, stuck = self.idle_timeout, self.send_timeout
+        step = min(1.0, idle / 4, stuck / 4)
+        clock = self.clock
+        while not c.closing:
             await asyncio.sleep(step)
-            if time.monotonic() - c.last_activity > idle:
+            now = clock.monotonic()
+            since = c.sending_since
+            if since and now - since > stuck:
+                c.slow(f"its socket took nothing for {stuck:g}s")
+                return
+            if now - c.last_activity > idle:
                 secs = f"{idle:g}"
                 await c.close(4004, f"No data received in {secs}s.")
                 return
@@ -605,13 +820,13 @@ class Emulator:
         try:
             req = orjson.loads(text)
         except orjson.JSONDecodeError:
-            c.enqueue(_err("60012", f"Illegal request: {text}", c.conn_id))
+            c.enqueue(_err("60012", f"Illegal request: {excerpt(text)}", c.conn_id))
             return
         if not isinstance(req, dict):
-            c.enqueue(_err("60012", f"Invalid request: {text}", c.conn_id))
+            c.enqueue(_err("60012", f"Invalid request: {excerpt(text)}", c.conn_id))
             return
         rid = req.get("id")
-        rid = None if rid is None else str(rid)
+        rid = None if rid is None else str(rid)[:MAX_ID]
         op = req.get("op")
         if op == "login":
             c.logged_in = True
@@ -620,13 +835,13 @@ class Emulator:
             return
         if op not in ("subscribe", "unsubscribe"):
             if op is None:
-                c.enqueue(_err("60012", f"Invalid request: {text}", c.conn_id, rid))
+                c.enqueue(_err("60012", f"Invalid request: {excerpt(text)}", c.conn_id, rid))
             else:
-                c.enqueue(_err("60019", f"Invalid op: {op}", c.conn_id, rid))
+                c.enqueue(_err("60019", f"Invalid op: {excerpt(str(op))}", c.conn_id, rid))
             return
         args = req.get("args")
         if not isinstance(args, list) or not args or not all(isinstance(a, dict) for a in args):
-            c.enqueue(_err("60012", f"Invalid request: {text}", c.conn_id, rid))
+            c.enqueue(_err("60012", f"Invalid request: {excerpt(text)}", c.conn_id, rid))
             return
         for arg in args:
             if op == "subscribe":

@@ -472,3 +472,114 @@ class FeedCheck:
     def total(self, stat: str) -> int:
         """A :class:`~simlab.okx.BookStats` counter summed over every stream."""
         return sum(getattr(s.stats, stat) for s in self.syncs.values())
+
+
+# -- a client that does not read ----------------------------------------------------------------
+class RawClient:
+    """A WebSocket client on a plain blocking socket that reads only when told: a slow (or
+    dead) consumer, as the kernel sees it. ``rcvbuf`` sets ``SO_RCVBUF`` before connecting,
+    so the server's writes back up after a few KB.
+
+    >>> emu = start_emulator(RandomMarket(seed=1), paused=True)
+    >>> with RawClient(emu.ws_url) as c:
+    ...     c.send_text(request("subscribe", ("books", "BTC-USDT")))
+    ...     '"event":"subscribe"' in c.read_messages(1)[0][1]
+    True
+    >>> emu.stop()
+    """
+
+    def __init__(self, url: str, rcvbuf: int | None = 4096, timeout: float = 5.0) -> None:
+        import base64
+        import os
+        import socket
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in (u.hostname or "") else
+                                  socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((u.hostname, u.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {u.path or '/'} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                           ).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                raise ConnectionError(f"{url}: closed during the handshake: {head!r}")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(f"{url}: handshake refused: {head.splitlines()[0]!r}")
+        self._buf = b""
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send_text(self, text: str) -> None:
+        """One masked text frame (clients must mask)."""
+        import os
+        import struct
+
+        data = text.encode()
+        n = len(data)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
+                                bytes([0x80 | 126]) + struct.pack("!H", n) if n < 65536 else
+                                bytes([0x80 | 127]) + struct.pack("!Q", n))
+        mask = os.urandom(4)
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(head + mask + body)
+
+    def read_messages(self, limit: int = 1_000_000) -> list[tuple[int, str]]:
+        """Up to ``limit`` messages as ``(opcode, text)``, stopping after a close frame
+        (opcode 8, text: the code then the reason) or when the server ends the connection.
+        Raises ConnectionResetError if the server aborted it."""
+        import struct
+
+        out: list[tuple[int, str]] = []
+        while len(out) < limit:
+            while True:
+                frame = _parse_frame(self._buf)
+                if frame is not None:
+                    break
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return out
+                self._buf += chunk
+            op, payload, used = frame
+            self._buf = self._buf[used:]
+            if op == 8:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                out.append((8, f"{code} {payload[2:].decode(errors='replace')}"))
+                return out
+            out.append((op, payload.decode(errors="replace")))
+        return out
+
+
+def _parse_frame(buf: bytes) -> tuple[int, bytes, int] | None:
+    """``(opcode, payload, bytes used)`` of the first whole (unmasked) frame, else None."""
+    import struct
+
+    if len(buf) < 2:
+        return None
+    op, n, pos = buf[0] & 0x0F, buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, pos = struct.unpack("!H", buf[2:4])[0], 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, pos = struct.unpack("!Q", buf[2:10])[0], 10
+    if len(buf) < pos + n:
+        return None
+    return op, buf[pos:pos + n], pos + n
