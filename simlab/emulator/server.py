@@ -464,7 +464,7 @@ class Emulator:
         self._tasks: list[asyncio.Task] = []
         self._paused = paused
         # A recording's clock starts when someone listens (its first frames are the point).
-        self._start_on_subscribe = start_on_subscribe or recording is not None
+        self._start_on_subscribe = start_on_subscribe or (recording is not None and not paused)
         self._resumed: asyncio.Event | None = None  # created in start(), on the loop
         self._readers: asyncio.Event | None = None  # set when someone subscribes
         self._sim_base = self.feed.now_ms
