@@ -83,7 +83,7 @@ def test_model_files_must_exist_load_and_fit(tmp_path):
     # a buy-side slippage model asked to price sells
     assert "trained on buy orders, cannot price a sell order" in msg
     # the wrong kind of model under a key
-    with pytest.raises(SpecError, match="fixed: maker_taker_model: .*not a maker/taker model"):
+    with pytest.raises(SpecError, match=r"fixed: maker_taker_model: .*not a maker/taker model"):
         SweepSpec(["rec"], ["BTC-USDT"], fixed={"notional": 1e3, "order_type": "limit",
                                                 "maker_taker_model": str(sl)})
     # good files pass

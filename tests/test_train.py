@@ -225,3 +225,154 @@ def test_default_heuristic_is_unchanged_without_a_model(tilted):
                      metadata=ReplaySource(tilted[0.9]).instruments)
     assert p.channels == ["books"] and p.state is None
     assert isinstance(p.model, QueueShareModel)
+
+
+# -- issue 15: models are easy to over-trust -------------------------------------------------
+START = 1_767_225_600_000
+
+
+@pytest.fixture(scope="module")
+def regime_change(tmp_path_factory):
+    """Two recordings in time order whose fills respond to imbalance in opposite ways: a
+    model fitted on the first is worse than the base rate on the second."""
+    root = tmp_path_factory.mktemp("regime")
+    return [write_synthetic_recording(root / "up", seconds=400, imbalance=0.9, params=PARAMS,
+                                      seed=3, start_ms=START),
+            write_synthetic_recording(root / "down", seconds=400, imbalance=-0.9,
+                                      params=PARAMS, seed=4, start_ms=START + 500_000)]
+
+
+def test_a_model_worse_than_the_base_rate_is_weak(regime_change):
+    r = train_maker_taker(regime_change, "BTC-USDT", quantity=QTY, horizon_s=1.0,
+                          test_fraction=0.45)
+    m = r.metrics
+    assert m["log_loss"] > m["base_log_loss"]    # the premise: it does worse out of sample
+    assert r.weak and r.model.info["weak"] is True
+    assert f"{m['log_loss']:.6g}" in r.weak_reason and f"{m['base_log_loss']:.6g}" in (
+        r.weak_reason)
+    assert r.model.info["baseline"]["base_log_loss"] == m["base_log_loss"]
+
+
+def test_a_good_model_is_not_weak_and_records_its_ranges(trained):
+    r = trained[0.9]
+    assert not r.weak and r.model.info["weak"] is False
+    ranges = r.model.info["training"]["ranges"]
+    assert set(ranges) == {*r.model.features, "order_size"}
+    assert ranges["order_size"]["min"] == ranges["order_size"]["max"] == QTY
+    train = r.dataset[(r.dataset["split"] == "train") & (r.dataset["label"] >= 0)]
+    assert ranges["imbalance"]["max"] == pytest.approx(train["imbalance"].max())
+
+
+def test_cli_train_refuses_a_weak_model_unless_allowed(regime_change, tmp_path, capsys):
+    out = tmp_path / "weak.json"
+    args = ["-q", "train", "maker-taker", *map(str, regime_change), "--inst", "BTC-USDT",
+            "--quantity", str(QTY), "--fill-horizon", "1s", "--test-fraction", "0.45",
+            "--out", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "the model is weak, not saved" in err and "log-loss" in err and "base rate" in err
+    assert not out.exists()
+    assert main([*args, "--allow-weak"]) == 0
+    assert "WEAK model" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    assert doc["info"]["weak"] is True and "base_log_loss" in doc["info"]["baseline"]
+    # using it warns, from the pipeline (replay, sweep and the dashboard all build one)
+    from simlab.models.ranges import WeakModelWarning
+
+    order = OrderSpec("BTC-USDT", "buy", QTY, "base", "limit")
+    with pytest.warns(WeakModelWarning, match="marked weak: out of sample"):
+        CostPipeline(order, model=load_model(out),
+                     metadata=ReplaySource(regime_change[0]).instruments)
+
+
+def _range_warnings(record):
+    from simlab.models.ranges import ModelRangeWarning
+
+    return [str(w.message) for w in record if issubclass(w.category, ModelRangeWarning)]
+
+
+@pytest.mark.parametrize("mode", ["columnar", "events"])
+def test_a_model_used_at_100x_its_order_size_warns_once(tilted, trained, mode):
+    import warnings
+
+    from simlab.sim.run import price_recording
+
+    rec, model = tilted[0.9], trained[0.9].model
+    order = OrderSpec("BTC-USDT", "buy", 1.0, "base", "limit")   # trained at 0.01 BTC
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        res, _ = price_recording(rec, order, mode=mode, impact=None, model=model,
+                                 end="2026-01-01T00:02:00Z")
+    msgs = _range_warnings(w)
+    size = [m for m in msgs if "'order_size'" in m]
+    assert len(size) == 1, msgs     # once, though every tick is outside
+    assert "= 1 is outside its training range [0.01, 0.01]" in size[0]
+    assert len(msgs) == len(set(msgs)) and len(res.table) > 100
+    # inside the range: nothing about the order size
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        price_recording(rec, OrderSpec("BTC-USDT", "buy", QTY, "base", "limit"), mode=mode,
+                        impact=None, model=model, end="2026-01-01T00:02:00Z")
+    assert not [m for m in _range_warnings(w) if "'order_size'" in m]
+
+
+def test_an_old_model_file_without_ranges_loads_and_says_so(tilted, trained, tmp_path):
+    doc = json.loads(trained[0.9].save(tmp_path / "new.json").read_text())
+    del doc["info"]["training"]["ranges"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    from simlab.models.ranges import ModelRangeWarning
+
+    with pytest.warns(ModelRangeWarning, match="records no training ranges"):
+        p = CostPipeline(OrderSpec("BTC-USDT", "buy", 1.0, "base", "limit"),
+                         model=load_model(old),
+                         metadata=ReplaySource(tilted[0.9]).instruments)
+    assert p._mt_check is None
+
+
+def test_replay_and_sweep_use_a_trained_slippage_model(tilted, tmp_path, capsys):
+    import warnings
+
+    from simlab.sweep import run_sweep
+
+    rec = str(tilted[0.9])
+    slip = tmp_path / "slip.json"
+    assert main(["-q", "train", "slippage", rec, "--inst", "BTC-USDT", "--out",
+                 str(slip)]) == 0
+    capsys.readouterr()
+    model = load_model(slip)
+    notional = model.info["notionals"][2]
+    order = OrderSpec("BTC-USDT", "buy", notional, "quote")
+    meta = ReplaySource(rec).instruments
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a few ticks past the training extremes
+        col = CostPipeline(order, metadata=meta, slippage_model=model).run_recording(rec)
+        p = CostPipeline(order, metadata=meta, slippage_model=model)
+        ev = p.run(ReplaySource(rec, channels=p.channels))
+    # live and replay agree to the bit; the walk-the-book columns are untouched
+    pd.testing.assert_frame_equal(col.table, ev.table, check_exact=True)
+    plain = CostPipeline(order, metadata=meta).run_recording(rec).table
+    pd.testing.assert_frame_equal(col.table[plain.columns], plain, check_exact=True)
+    cols = ["slippage_model_bps", "slippage_model_q50_bps", "slippage_model_q90_bps",
+            "slippage_model_q99_bps"]
+    assert [c for c in col.table.columns if c.startswith("slippage_model")] == cols
+    # the model predicts the walk it was trained on: close on average
+    t = col.table[col.table["complete"]]
+    assert abs(t["slippage_model_bps"].mean() - t["slippage_bps"].mean()) < 0.25 * (
+        t["slippage_bps"].mean())
+    # replay --slippage-model: a column in the summary, a sell with a buy model refused
+    args = ["replay", rec, "--inst", "BTC-USDT", "--notional", str(notional), "--no-impact"]
+    assert main([*args, "--side", "buy", "--slippage-model", str(slip), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["slippage_model"]["mean_bps"] == pytest.approx(
+        t["slippage_model_bps"].mean(), rel=1e-9)
+    assert main([*args, "--side", "sell", "--slippage-model", str(slip)]) == 2
+    assert "trained on buy orders" in capsys.readouterr().err
+    # sweep: the grid key, its mean in the row
+    r = run_sweep({"recordings": [rec], "insts": ["BTC-USDT"],
+                   "fixed": {"notional": notional, "impact": "none",
+                             "slippage_model": str(slip), "end": "2026-01-01T00:05:00Z"}},
+                  tmp_path / "sw", "inline", progress=False)
+    row = r.table.iloc[0]
+    assert row["status"] == "ok" and row["p_slippage_model"] == str(slip)
+    assert math.isfinite(row["slippage_model_bps_mean"])
