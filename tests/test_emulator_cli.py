@@ -53,11 +53,54 @@ def test_serve_prints_urls_serves_and_stops_on_ctrl_c():
 
 def test_serve_options_and_bad_input():
     a = build_parser().parse_args(["serve", "--speed", "max", "--snapshot", "off", "--fault",
-                                   "gap", "--fault", "reset", "--fault", "drop:after=3", "--recording",
-                                   "rec"])
+                                   "gap", "--fault", "reset", "--fault", "drop:after=3",
+                                   "--recording", "rec"])
     assert (a.speed, a.snapshot, a.recording) == ("max", "off", "rec")
     assert a.fault == ["gap", "reset", "drop:after=3"]
     assert main(["serve", "--fault", "explode"]) == 2
     assert main(["serve", "--speed", "-1"]) == 2
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--checksum", "maybe"])
+
+
+def test_serve_comma_instruments_public_warning_and_wall_clock():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simlab.cli", "serve", "--port", "0", "--rest-port", "0",
+         "--instruments", "ETH-USDT,BTC-USDT", "--public", "--latency", "5ms"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert "clock wall, latency 5 ms" in lines[0]
+        rest_url = lines[2].split()[1]
+        with urllib.request.urlopen(f"{rest_url}/api/v5/public/instruments?instType=SPOT") as r:
+            got = sorted(d["instId"] for d in orjson.loads(r.read())["data"])
+        assert got == ["BTC-USDT", "ETH-USDT"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "warning: --public" in err
+
+
+def test_serve_instruments_comma_and_space_forms():
+    p = build_parser()
+    assert p.parse_args(["serve", "--instruments", "A,B"]).instruments == ["A", "B"]
+    assert p.parse_args(["serve", "--instruments", "A", "B"]).instruments == ["A", "B"]
+    assert p.parse_args(["serve", "--inst", "A,B", "--inst", "C"]).instruments == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--host", ""], ["--host ''", "--public"]),
+    (["--host", "0.0.0.0"], ["--host '0.0.0.0'", "--public"]),
+    (["--host", "10.1.2.3"], ["not a loopback address"]),
+    (["--start", "2026-01-01T00:00Z"], ["--clock sim"]),
+    (["--clock", "sim", "--start", "soon"], ["--start", "ISO-8601"]),
+    (["--clock", "wall", "--speed", "5"], ["--speed 1"]),
+    (["--speed", "5", "--latency", "5ms"], ["--latency", "--clock wall"]),
+    (["--speed", "fast"], ["--speed 'fast'"]),
+])
+def test_serve_refuses_bad_options_before_binding(argv, words, capsys):
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err, err

@@ -6,7 +6,20 @@ import argparse
 import contextlib
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE, duration
+from ._common import EXIT_OK, EXIT_USAGE, csv_list, duration, duration_or_zero
+
+
+class _CommaList(argparse.Action):
+    """``--instruments A,B`` (and the older ``--instruments A B``): one flat list."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        for v in values:
+            try:
+                items.extend(csv_list(v))
+            except argparse.ArgumentTypeError as e:
+                raise argparse.ArgumentError(self, str(e)) from None
+        setattr(namespace, self.dest, items)
 
 
 def add(sub) -> None:
@@ -14,14 +27,31 @@ def add(sub) -> None:
                        description="Serve a simulated market (or a recording) over OKX's v5 "
                                    "public WebSocket and REST protocols until Ctrl-C. "
                                    "See docs/emulator.md.")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1); anything but loopback needs "
+                        "--public")
+    p.add_argument("--public", action="store_true",
+                   help="allow a non-loopback --host: the emulator has no authentication, "
+                        "anyone who can reach the address can connect (warns on stderr)")
     p.add_argument("--port", type=int, default=0, help="WebSocket port (0: any free port)")
     p.add_argument("--rest-port", type=int, default=0, help="REST port (0: any free port)")
     p.add_argument("--seed", type=int, default=0, help="market and seqId seed")
-    p.add_argument("--instruments", nargs="+", metavar="INST",
-                   help="instruments of the simulated market (default: the market's own)")
+    # A comma list like --inst elsewhere; space-separated words still work (older form).
+    p.add_argument("--instruments", "--inst", nargs="+", action=_CommaList,
+                   metavar="A,B", dest="instruments",
+                   help="instruments of the simulated market, comma-separated "
+                        "(default: the market's own)")
     p.add_argument("--speed", default="1", metavar="K|max",
                    help="simulated seconds per second, or 'max' (as fast as clients read)")
+    p.add_argument("--clock", choices=("wall", "sim"), default=None,
+                   help="what the frames' ts say: wall time ('wall', the default at speed 1) "
+                        "or a simulated clock ('sim', the default at any other speed)")
+    p.add_argument("--start", metavar="TIME",
+                   help="with --clock sim: the simulated clock's start, ISO 8601 "
+                        "(e.g. 2026-01-01T00:00Z; default: the market's)")
+    p.add_argument("--latency", type=duration_or_zero, default=0.0, metavar="DURATION",
+                   help="with --clock wall: simulated network latency, e.g. 5ms (frames "
+                        "leave that long after their ts)")
     p.add_argument("--checksum", choices=("on", "off"), default="on",
                    help="'off': checksum 0 on every frame (OKX since June 2026)")
     p.add_argument("--snapshot", choices=("on", "off"), default="on",
@@ -46,9 +76,34 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from simlab.emulator import Emulator, default_market, parse_fault
+    from simlab.emulator.clock import parse_start
+    from simlab.emulator.server import check_host
 
     try:
-        speed = None if args.speed == "max" else float(args.speed)
+        try:
+            check_host(args.host, args.public)
+        except ValueError:
+            raise ValueError(f"--host {args.host!r} is not a loopback address (127.0.0.1, ::1, "
+                             "localhost); the emulator has no authentication: add --public "
+                             "to serve it to other machines") from None
+        try:
+            speed = None if args.speed == "max" else float(args.speed)
+        except ValueError:
+            raise ValueError(f"--speed {args.speed!r}: expected a number > 0 or 'max'") from None
+        if args.recording is not None and args.clock == "wall":
+            raise ValueError("--clock wall: a recording is served with the ts it recorded")
+        start_ms = parse_start(args.start) if args.start is not None else None
+        if start_ms is not None and args.clock != "sim":
+            raise ValueError("--start sets the simulated clock: add --clock sim")
+        clock_mode = args.clock
+        if clock_mode is None and args.recording is None:
+            clock_mode = "wall" if speed == 1 else "sim"
+        if args.latency and clock_mode != "wall":
+            raise ValueError("--latency delays frames behind wall time: it needs --clock "
+                             "wall (and --speed 1)")
+        if clock_mode == "wall" and speed != 1:
+            raise ValueError(f"--clock wall runs at --speed 1, got --speed {args.speed}; "
+                             "use --clock sim")
         faults = [parse_fault(f) for f in args.fault]
         market = None
         if args.recording is None:
@@ -57,17 +112,24 @@ def run(args: argparse.Namespace) -> int:
                        rest_port=args.rest_port, speed=speed, seed=args.seed,
                        checksum=args.checksum == "on", snapshot=args.snapshot == "on",
                        tbt_access=args.tbt_access, idle_timeout=args.idle_timeout,
-                       heartbeat_s=args.heartbeat, faults=faults,
-                       start_on_subscribe=args.recording is not None)
+                       heartbeat_s=args.heartbeat, faults=faults, public=args.public,
+                       clock_mode=clock_mode, latency_ms=args.latency * 1000.0,
+                       start_ms=start_ms)
     except ValueError as e:
         print(f"simlab serve: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.public:
+        print(f"simlab serve: warning: --public: serving on {args.host!r} without "
+              "authentication; anyone who can reach it can connect", file=sys.stderr)
 
     async def serve() -> None:
         await emu.start()
         what = args.recording or type(emu.feed.source).__name__
+        clock = ("recorded ts" if args.recording else
+                 f"clock wall, latency {emu.latency_ms:g} ms" if emu.clock_mode == "wall" else
+                 "clock sim")
         print(f"simlab serve: {what}, speed {args.speed}, checksum {args.checksum}, "
-              f"snapshot {args.snapshot}")
+              f"snapshot {args.snapshot}, {clock}")
         print(f"ws   {emu.ws_url}")
         print(f"rest {emu.rest_url}", flush=True)
         try:
