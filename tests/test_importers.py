@@ -241,3 +241,167 @@ def test_open_lines_reads_archives_by_content_not_name(tmp_path):
     with open_lines(src) as (lines, pos, size):
         assert [ln for _, ln in lines] == [b"a", b"b", b"c"]
         assert pos() == size
+
+
+# -- input that is not the format: refused, exit 2, no recording left ----------------------
+FORMATS = ["okx-capture", "okx-jsonl", "okx-l2"]
+
+
+def _cli_import(capsys, fmt, src, out) -> tuple[int, str]:
+    from simlab.cli import main
+
+    code = main(["import", fmt, str(src), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def _refused(capsys, fmt, src, out, *needles) -> str:
+    code, err = _cli_import(capsys, fmt, src, out)
+    assert code == 2, err
+    assert str(src) in err and "expected" in err
+    for n in needles:
+        assert n in err, err
+    assert not out.exists()  # nothing verify could call OK
+    return err
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_directory_is_refused(tmp_path, capsys, fmt):
+    (tmp_path / "d").mkdir()
+    _refused(capsys, fmt, tmp_path / "d", tmp_path / "r", "is a directory")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_symlink_loop_is_refused(tmp_path, capsys, fmt):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    _refused(capsys, fmt, a, tmp_path / "r", "symbolic links")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("body", [b"", b"\n\n  \n", gzip.compress(b"")],
+                         ids=["empty", "blank-lines", "empty-gzip"])
+def test_an_empty_input_is_refused(tmp_path, capsys, fmt, body):
+    src = tmp_path / "in"
+    src.write_bytes(body)
+    err = _refused(capsys, fmt, src, tmp_path / "r")
+    assert ("is empty" if body == b"" else "holds no frame") in err
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_binary_noise_is_refused(tmp_path, capsys, fmt):
+    import random
+
+    src = tmp_path / "noise.bin"
+    src.write_bytes(random.Random(15).randbytes(1 << 20))  # 1 MB, as in the issue
+    _refused(capsys, fmt, src, tmp_path / "r", "malformed", "none is a market-data frame")
+
+
+def test_noise_into_an_existing_empty_directory_leaves_it_empty(tmp_path, capsys):
+    src = tmp_path / "noise.txt"
+    src.write_bytes(b"not json at all\n" * 100)
+    out = tmp_path / "r"
+    out.mkdir()
+    code, err = _cli_import(capsys, "okx-jsonl", src, out)
+    assert code == 2 and "100 of its 100 lines are malformed" in err
+    assert list(out.iterdir()) == []
+
+
+def test_control_frames_only_are_refused(tmp_path, capsys, wire):
+    src = tmp_path / "acks.jsonl"
+    src.write_bytes(b"\n".join([wire.subscribe("books", "BTC-USDT"), b"pong"]) + b"\n")
+    _refused(capsys, "okx-jsonl", src, tmp_path / "r", "none of its 2 lines is market data")
+
+
+def test_mostly_noise_with_one_valid_frame_is_imported(tmp_path, capsys, wire):
+    f = wire.BookFeed("BTC-USDT")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join([b"garbage"] * 50 + [f.snapshot([wire.lv("1", "1")], [])]))
+    code, err = _cli_import(capsys, "okx-jsonl", src, tmp_path / "r")
+    assert code == 0, err
+    m = Recording(tmp_path / "r").manifest
+    assert m["malformed"]["count"] == 50 and m["channels"]["books"]["messages"] == 1
+
+
+def test_a_misnamed_file_says_so(tmp_path, capsys):
+    src = tmp_path / "books.jsonl.zst"
+    src.write_bytes(b"plain text, not zstandard\n")
+    _refused(capsys, "okx-jsonl", src, tmp_path / "r", "named .zst but is not .zst data")
+
+
+# -- .zst -----------------------------------------------------------------------------------
+def _zstd(body: bytes) -> bytes:
+    """zstandard-compressed ``body`` (the package when present, else the zstd tool)."""
+    try:
+        import zstandard
+    except ImportError:
+        import shutil
+        import subprocess
+
+        if shutil.which("zstd") is None:
+            pytest.skip("neither the zstandard package nor the zstd tool is available")
+        return subprocess.run(["zstd", "-q", "-c"], input=body, capture_output=True,
+                              check=True).stdout
+    return zstandard.ZstdCompressor().compress(body)
+
+
+def _has_zstandard() -> bool:
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _inputs(wire) -> dict[str, list[bytes]]:
+    f = wire.BookFeed("BTC-USDT")
+    frames = [wire.subscribe("books", "BTC-USDT"),
+              f.snapshot([wire.lv("100", "1")], [wire.lv("101", "1")]),
+              f.update([wire.lv("100", "2")], [])]
+    return {"okx-jsonl": frames,
+            "okx-capture": [b"1652459225.%d: %s" % (i, fr) for i, fr in enumerate(frames)],
+            "okx-l2": _history_lines(wire)}
+
+
+@pytest.mark.skipif(not _has_zstandard(), reason="the zstandard package is not installed")
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("container", ["zst", "tar.zst"])
+def test_zst_input_works_for_every_importer(tmp_path, capsys, wire, fmt, container):
+    lines = _inputs(wire)[fmt]
+    body = b"\n".join(lines) + b"\n"
+    if container == "tar.zst":
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as t:
+            info = tarfile.TarInfo("data.txt")
+            info.size = len(body)
+            t.addfile(info, io.BytesIO(body))
+        body = buf.getvalue()
+    src = tmp_path / "in.bin"  # by content, not by name
+    src.write_bytes(_zstd(body))
+    code, err = _cli_import(capsys, fmt, src, tmp_path / "r")
+    assert code == 0, err
+    rec = Recording(tmp_path / "r")
+    stored = [ln.partition(b": ")[2] for ln in lines] if fmt == "okx-capture" else lines
+    assert [fr.payload for fr in rec.iter_raw()] == stored
+    assert rec.manifest["malformed"]["count"] == 0
+
+
+@pytest.mark.skipif(not _has_zstandard(), reason="the zstandard package is not installed")
+def test_zst_of_many_frames_and_lines_across_chunks(tmp_path, wire):
+    sub = wire.subscribe("books", "BTC-USDT")
+    f = wire.BookFeed("BTC-USDT")
+    lines = [f.snapshot([wire.lv("100", "1")], [])] + [sub + b" " * (i % 97) for i in range(30000)]
+    src = tmp_path / "in.zst"
+    src.write_bytes(_zstd(b"\n".join(lines)))
+    r = import_file("okx-jsonl", src, tmp_path / "r", progress=False)
+    assert r.frames == len(lines) and r.malformed == 0
+
+
+@pytest.mark.skipif(_has_zstandard(), reason="the zstandard package is installed")
+def test_zst_without_zstandard_is_a_clear_error(tmp_path, capsys, wire):
+    src = tmp_path / "in.jsonl.zst"
+    src.write_bytes(_zstd(b"\n".join(_inputs(wire)["okx-jsonl"])))
+    code, err = _cli_import(capsys, "okx-jsonl", src, tmp_path / "r")
+    assert code == 2 and "zstandard" in err and str(src) in err

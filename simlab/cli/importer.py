@@ -14,7 +14,9 @@ def add(sub) -> None:
                        description="Import SRC (format FORMAT) into a new recording DIR.")
     p.add_argument("format", choices=sorted(IMPORTERS), metavar="FORMAT",
                    help=f"one of: {', '.join(sorted(IMPORTERS))}")
-    p.add_argument("src", metavar="SRC", help="input file (plain, .gz, .zip or .tar.gz)")
+    p.add_argument("src", metavar="SRC",
+                   help="input file (plain, .gz, .zip, .tar(.gz), .zst or .tar.zst; detected "
+                        "from its content)")
     p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
     p.add_argument("--instruments", metavar="FILE",
                    help="REST capture of /api/v5/public/instruments (okx-capture only)")

@@ -9,20 +9,31 @@ Formats:
     from the decimal seconds string to ns exactly (string arithmetic, no float).
 ``okx-jsonl``
     one raw OKX WebSocket message per line; receive time is derived from the message's
-    exchange ``ts`` (frames without one take the previous frame's).
+    exchange ``ts`` (frames without one take the previous frame's, and it never goes back:
+    a frame whose ts is earlier than the last one's takes the last one's).
 ``okx-l2``
     OKX's daily historical 400-level files (``.tar.gz``, ``.gz``, ``.zip`` or plain), one
     JSON object per line, channel ``books-l2-history``; receive time from ``ts``.
 
-Every input may be plain, gzip, zip or tar(.gz): the container is detected from its first
-bytes. Every non-blank line is kept raw (lossless): one that cannot be parsed is stored in
-the ``_malformed`` partition, counted in the manifest and logged.
+Every input may be plain, gzip, zip, tar(.gz), zstandard (.zst, needs the ``zstandard``
+package) or tar.zst: the container is detected from its first bytes, not its name. Every
+non-blank line is kept raw (lossless): one that cannot be parsed is stored in the
+``_malformed`` partition, counted in the manifest and logged.
+
+Input that is not what the format expects is refused with a :class:`SourceError` naming the
+file and what was expected, and no recording is left behind: a directory, a path that
+cannot be read (a symlink loop ...), an empty file, and a file with no market-data frame
+(binary noise: more than :data:`MAX_MALFORMED_SHARE` of its lines malformed; or control
+frames only).
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import shutil
+import stat
 import tarfile
 import zipfile
 import zlib
@@ -54,7 +65,26 @@ _REST = re.compile(rb"(\S+) -> (\d{1,12}(?:\.\d{1,30})?): ")
 _MAX_PENDING = 10_000
 _I64 = 2**63
 _PROGRESS_EVERY = 2000
-_READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile)
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+try:
+    from zstandard import ZstdError as _ZstdError
+except ImportError:  # optional: only .zst input needs it
+    _ZstdError = zlib.error  # a stand-in already in the tuple below
+_READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile, _ZstdError)
+#: A file with no market-data frame and more than this share of malformed lines is not
+#: what the format expects (binary noise, another format): it is refused, not imported.
+MAX_MALFORMED_SHARE = 0.5
+#: Lines after which an input with no market-data frame yet and mostly malformed lines is
+#: refused without reading the rest (a large binary file fails fast).
+_EARLY_LINES = 10_000
+#: What each format expects, for error messages.
+EXPECTED = {
+    "okx-capture": "a raw capture: lines '<recv_epoch_seconds>: <OKX WebSocket JSON frame>'",
+    "okx-jsonl": "one OKX v5 WebSocket JSON message per line",
+    "okx-l2": "OKX historical L2 order-book lines ({\"instId\":...,\"action\":...,\"asks\":...})",
+}
+_CONTAINERS = "plain, .gz, .zip, .tar(.gz), .zst or .tar.zst"
+_DATA_KINDS = frozenset({"book", "trade", "other", "unknown"})
 
 
 class SourceError(ValueError):
@@ -141,8 +171,7 @@ def open_lines(path: str | Path) -> Iterator[tuple[Iterator[tuple[str, bytes]],
     ('OKX.ws.1.0', b'wss://ws.okx.com:8443/ws/v5/public <-> 1652459224.5300605')
     """
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file")
+    check_source(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below; open errors get their own message
     except OSError as e:
@@ -157,9 +186,61 @@ def open_lines(path: str | Path) -> Iterator[tuple[Iterator[tuple[str, bytes]],
         raw.close()
 
 
+def check_source(path: Path, expected: str | None = None) -> None:
+    """Refuse, with a :class:`SourceError` naming ``path``, anything but a non-empty regular
+    file (a missing path, a directory, a symlink loop, a device ...).
+
+    >>> check_source(Path("/"))
+    Traceback (most recent call last):
+    ...
+    simlab.store.importers.SourceError: /: is a directory; expected a file (plain, ...)
+    """
+    want = f"expected {expected or 'a file'} ({_CONTAINERS})"
+    try:
+        st = os.stat(path)  # follows symlinks: a loop is ELOOP here
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file; {want}") from None
+    except OSError as e:
+        raise SourceError(f"{path}: cannot read ({e.strerror or e}); {want}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SourceError(f"{path}: is a directory; {want}")
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"{path}: is not a regular file; {want}")
+    if st.st_size == 0:
+        raise SourceError(f"{path}: is empty; {want}")
+
+
+def _zstd_reader(raw, path: Path):
+    try:
+        import zstandard
+    except ImportError:
+        raise SourceError(f"{path}: is zstandard-compressed, which needs the Python package "
+                          "'zstandard' (pip install zstandard)") from None
+    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True,
+                                                      closefd=False)
+
+
+def _stream_lines(f, name: str) -> Iterator[tuple[str, bytes]]:
+    """Lines of a stream that has only ``read()`` (a zstandard reader), endings kept."""
+    rest = b""
+    while chunk := f.read(1 << 20):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield name, line + b"\n"
+    if rest:
+        yield name, rest
+
+
 def _detect(raw, path: Path) -> Iterator[tuple[str, bytes]]:
     head = raw.read(512)
     raw.seek(0)
+    if head[:4] == _ZSTD_MAGIC:
+        inner = _zstd_reader(raw, path).read(512)
+        raw.seek(0)
+        if _is_tar(inner):
+            return _tar_lines(tarfile.open(fileobj=_zstd_reader(raw, path), mode="r|"))
+        return _stream_lines(_zstd_reader(raw, path), path.name)
     if head[:2] == b"\x1f\x8b":
         with gzip.GzipFile(fileobj=raw) as gz:
             inner = gz.read(512)
@@ -232,6 +313,88 @@ def load_instruments(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+# -- refusing input that is not the format -------------------------------------------------
+class _Unusable(SourceError):
+    """Raised inside an import: the recording begun is removed, then it goes on up."""
+
+
+@dataclass
+class _Tally:
+    """What the lines of an input turned out to be, to tell data from noise."""
+
+    fmt: str
+    src: Path
+    frames: int = 0
+    data: int = 0
+    malformed: int = 0
+    first_reason: str | None = None
+
+    def add(self, norm: Normalized) -> None:
+        self.frames += 1
+        if norm.kind in _DATA_KINDS:
+            self.data += 1
+        elif norm.kind == "malformed":
+            self.malformed += 1
+            if self.first_reason is None:
+                self.first_reason = norm.error
+
+    def check(self, final: bool) -> None:
+        """Raise :class:`_Unusable` when the input holds no market data: at the end, or
+        early once :data:`_EARLY_LINES` frames are mostly malformed."""
+        if self.data or (not final and self.frames < _EARLY_LINES):
+            return
+        share = self.malformed / self.frames if self.frames else 0.0
+        if self.frames == 0:
+            if not final:
+                return
+            why = "it holds no frame (only blank lines, client requests or connect lines)"
+        elif share > MAX_MALFORMED_SHARE:
+            why = (f"{self.malformed:,} of its {self.frames:,} lines are malformed (first: "
+                   f"{self.first_reason}) and none is a market-data frame")
+        elif final:
+            why = (f"none of its {self.frames:,} lines is market data (order books, trades "
+                   f"...): {self.frames - self.malformed:,} control, {self.malformed:,} "
+                   "malformed")
+        else:
+            return
+        raise _Unusable(f"{self.src}: not {self.fmt} input: {why}; expected "
+                        f"{EXPECTED[self.fmt]} ({_CONTAINERS}){_name_hint(self.src)}")
+
+
+_SUFFIX_MAGIC = {".gz": b"\x1f\x8b", ".tgz": b"\x1f\x8b", ".zip": b"PK\x03\x04",
+                 ".zst": _ZSTD_MAGIC}
+
+
+def _name_hint(src: Path) -> str:
+    want = _SUFFIX_MAGIC.get(src.suffix.lower())
+    if want is None:
+        return ""
+    try:
+        with open(src, "rb") as f:
+            head = f.read(len(want))
+    except OSError:
+        return ""
+    return "" if head == want else f"; it is named {src.suffix} but is not {src.suffix} data"
+
+
+@contextmanager
+def _refusable(out: str | Path) -> Iterator[None]:
+    """Remove what an import wrote to ``out`` when the input is refused (verify must never
+    see a recording of noise); other errors leave it, marked incomplete by the writer."""
+    out = Path(out)
+    existed = out.exists()
+    try:
+        yield
+    except _Unusable:
+        if existed:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() \
+                    else child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 # -- importers -------------------------------------------------------------------------------
 def _apply_instruments(w: RecordingWriter, meta: dict[str, dict[str, Any]] | None) -> None:
     if meta is None:
@@ -251,30 +414,38 @@ def import_okx_capture(src: str | Path, out: str | Path, *, instruments: str | P
     410
     """
     src = Path(src)
+    check_source(src, EXPECTED["okx-capture"])
     meta = load_instruments(instruments) if instruments is not None else None
     counts: Counter = Counter()
+    tally = _Tally("okx-capture", src)
     source = {"importer": "okx-capture", "input": str(src.resolve()),
               "recv_time": "capture receive timestamps (decimal seconds, converted to ns "
                            "exactly)"}
-    with open_lines(src) as (lines, pos, size), \
+    with _refusable(out), open_lines(src) as (lines, pos, size), \
             RecordingWriter(out, source, flush_rows=flush_rows, wire_format=WIRE_WS) as w, \
             _progress(size, pos, progress, src.name) as tick:
         last = 0
         for n, (_, line) in enumerate(lines, 1):
-            last = _capture_line(w, line, n, last, counts)
+            last = _capture_line(w, line, n, last, counts, tally)
             if n % _PROGRESS_EVERY == 0:
                 tick()
+                tally.check(final=False)
+        tally.check(final=True)
         _apply_instruments(w, meta)
         w.update_source(**{f"{k}_lines": v for k, v in sorted(counts.items())})
     return ImportResult(Path(out), "okx-capture", w.manifest)
 
 
-def _capture_line(w: RecordingWriter, line: bytes, n: int, last: int, counts: Counter) -> int:
+def _capture_line(w: RecordingWriter, line: bytes, n: int, last: int, counts: Counter,
+                  tally: _Tally) -> int:
     counts["total"] += 1
     m = _DATA.match(line)
     if m is not None:
         recv = seconds_to_ns(m.group(1))
-        w.add(line[m.end():], recv)
+        payload = line[m.end():]
+        norm = normalize(payload)
+        w.add_normalized(payload, norm, recv)
+        tally.add(norm)
         return recv
     if not line.strip():
         counts["blank"] += 1
@@ -289,6 +460,7 @@ def _capture_line(w: RecordingWriter, line: bytes, n: int, last: int, counts: Co
         counts["bad"] += 1
         norm = Normalized("malformed", error="capture line without a '<recv_seconds>: ' prefix")
         w.add_normalized(line, norm, last)
+        tally.add(norm)
     return last
 
 
@@ -300,13 +472,15 @@ def _ts_ns(norm: Normalized) -> int | None:
 
 def _import_by_ts(src: Path, out: str | Path, importer: str, wire_format: str,
                   progress: bool | None, flush_rows: int) -> ImportResult:
+    check_source(src, EXPECTED[importer])
     source = {"importer": importer, "input": str(src.resolve()),
               "recv_time": "derived from each message's exchange ts (ms -> ns); frames "
                            "without one take the previous frame's (the first frames take "
-                           "the first ts found)"}
+                           "the first ts found), and none is earlier than the frame before"}
     counts: Counter = Counter()
     members: list[str] = []
-    with open_lines(src) as (lines, pos, size), \
+    tally = _Tally(importer, src)
+    with _refusable(out), open_lines(src) as (lines, pos, size), \
             RecordingWriter(out, source, flush_rows=flush_rows, wire_format=wire_format) as w, \
             _progress(size, pos, progress, src.name) as tick:
         pending: list[tuple[bytes, Normalized]] = []
@@ -319,6 +493,9 @@ def _import_by_ts(src: Path, out: str | Path, importer: str, wire_format: str,
                 counts["blank"] += 1
                 continue
             norm = normalize(line, wire_format)
+            tally.add(norm)
+            if tally.frames % _PROGRESS_EVERY == 0:
+                tally.check(final=False)
             ts = _ts_ns(norm)
             # a receive clock does not go back: channels stamp their ts independently
             last = ts if last is None or (ts is not None and ts > last) else last
@@ -330,6 +507,7 @@ def _import_by_ts(src: Path, out: str | Path, importer: str, wire_format: str,
             pending.clear()
             if n % _PROGRESS_EVERY == 0:
                 tick()
+        tally.check(final=True)
         for p, pn in pending:
             w.add_normalized(p, pn, last or 0)
         w.update_source(members=members[:1000],
