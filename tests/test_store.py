@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -318,10 +319,10 @@ def test_killed_writer_process_leaves_a_readable_recording(tmp_path):
     script = textwrap.dedent(f"""
         import os
         from simlab.store import RecordingWriter
-        w = RecordingWriter({str(tmp_path / "r")!r}, flush_rows=50)
+        w = RecordingWriter({str(tmp_path / "r")!r}, flush_rows=100)  # 50 frames
         for i in range(175):
-            w.add(b'{{"event":"subscribe","arg":{{"channel":"books","instId":"X"}}}}',
-                  10**18 + i)
+            w.add(b'{{"arg":{{"channel":"trades","instId":"X"}},"data":[{{"instId":"X",'
+                  b'"tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"}}]}}', 10**18 + i)
         os._exit(9)  # like a kill: no close, no cleanup
     """)
     subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
@@ -360,6 +361,56 @@ def test_invalid_manifest_is_named(tmp_path, text, match):
     with pytest.raises(RecordingError, match=match) as e:
         Recording(tmp_path / "r")
     assert "manifest.json" in str(e.value)
+
+
+def _edited_manifest(path, edit):
+    m = json.loads((path / "manifest.json").read_text())
+    edit(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("edit,field,expected", [
+    (lambda m: m.pop("arrivals"), "arrivals", "is missing"),
+    (lambda m: m.update(arrivals=-3), "arrivals", "must be an integer >= 0, got -3"),
+    (lambda m: m.update(arrivals="12"), "arrivals", "must be an integer >= 0, got '12'"),
+    (lambda m: m.update(complete="yes"), "complete", "must be true or false"),
+    (lambda m: m.update(created="yesterday"), "created", "must be an ISO 8601 time"),
+    (lambda m: m.update(first_recv_ns=-1), "first_recv_ns", "ns since the epoch"),
+    (lambda m: m["rows"].update(raw=-1), "rows.raw", "must be an integer >= 0, got -1"),
+    (lambda m: m["rows"].update(quotes=1), "rows.quotes", "one of the datasets"),
+    (lambda m: m["files"][0].update(rows=-5), "files[0].rows", "an integer >= 0, got -5"),
+    (lambda m: m["files"][0].update(rows=True), "files[0].rows", "an integer >= 0, got True"),
+    (lambda m: m["files"][1].update(inst=None), "files[1].inst", "a non-empty string"),
+    (lambda m: m["files"][0].update(date="13/05/2022"), "files[0].date", "YYYY-MM-DD"),
+    (lambda m: m["files"][0].update(arrival_min=9, arrival_max=2), "files[0].arrival_max",
+     ">= arrival_min"),
+    (lambda m: m.update(pending=["raw/x.parquet"]), "pending[0]", "the path of a listed"),
+    (lambda m: m.update(events={}), "events", "must be a list"),
+    (lambda m: m["malformed"].update(count=-1), "malformed.count", "an integer >= 0"),
+    (lambda m: m["channels"]["books"]["instruments"].update(X="many"),
+     "channels.books.instruments.X", "an integer >= 0"),
+    (lambda m: m.update(requested={"channel": "books"}), "requested", "a list of"),
+    (lambda m: m.update(requested=[{"channel": "books", "inst": ""}]), "requested[0].inst",
+     "a non-empty string"),
+    (lambda m: m.update(requested=[{"inst": "X"}]), "requested[0].channel",
+     "a non-empty string"),
+    (lambda m: m.update(live=[]), "live", "must be an object"),
+])
+def test_malformed_manifest_field_is_named(tmp_path, wire, edit, field, expected):
+    write(tmp_path / "r", sample_frames(wire), flush_rows=3)
+    _edited_manifest(tmp_path / "r", edit)
+    for read in (Recording, verify):  # verify opens it the same way
+        with pytest.raises(RecordingError, match=re.escape(f"manifest field {field!r} ")
+                           + ".*" + re.escape(expected)) as e:
+            read(tmp_path / "r")
+        assert "manifest.json" in str(e.value)
+
+
+def test_requested_streams_are_accepted(tmp_path, wire):
+    write(tmp_path / "r", sample_frames(wire))
+    _edited_manifest(tmp_path / "r", lambda m: m.update(
+        requested=[{"channel": "books", "inst": "BTC-USDT"}], live={"refused": []}))
+    assert Recording(tmp_path / "r").manifest["requested"][0]["inst"] == "BTC-USDT"
 
 
 def test_listed_file_that_is_not_parquet_is_named(tmp_path, wire):

@@ -153,10 +153,18 @@ def test_stray_and_temporary_files_are_reported(capture_recording, tmp_path):
     (path / "raw" / "notes.txt").write_text("hello")
     part = next((path / "levels").rglob("part-*.parquet")).parent
     (part / ".part-000001.parquet.tmp").write_bytes(b"half")
+    (path / "notes.txt").write_text("beside the datasets")
     rep = verify(path)
-    assert rep.stray_files == sorted([
-        "raw/notes.txt", (part / ".part-000001.parquet.tmp").relative_to(path).as_posix()])
-    assert rep.ok and any("not listed" in w for w in rep.warnings)
+    hidden = (part / ".part-000001.parquet.tmp").relative_to(path).as_posix()
+    assert rep.stray_files == sorted(["notes.txt", "raw/notes.txt", hidden])
+    # hidden and top-level leftovers: no reader sees them
+    assert any("2 files not listed in the manifest (hidden" in w for w in rep.warnings)
+    # in a dataset directory, pandas / DuckDB / pyarrow read what simlab ignores
+    (problem,) = rep.problems
+    assert "1 files in the dataset directories are not listed" in problem
+    assert "raw/notes.txt" in problem and "pandas" in problem
+    (path / "raw" / "notes.txt").unlink()
+    assert verify(path).ok
 
 
 def test_listed_raw_file_not_parquet_is_unusable(tmp_path, wire):
@@ -192,7 +200,7 @@ def test_missing_raw_part_breaks_arrival_order(tmp_path, wire):
 
 def test_incomplete_recording_is_a_warning(tmp_path, wire):
     w = RecordingWriter(tmp_path / "r", flush_rows=1)
-    w.add(wire.subscribe("books", "X"), T)
+    w.add(wire.trade("X", "1", "10", "1", "buy", wire.T0_MS), T)
     rep = verify(tmp_path / "r")
     assert rep.ok and not rep.complete
     assert any("not closed cleanly" in x for x in rep.warnings)
@@ -207,3 +215,123 @@ def test_text_report_is_an_aligned_table(capture_recording):
     cks = header.index("cks_ok") + len("cks_ok")
     assert row[:cks].endswith(" 98")
     assert lines[-1] == "OK"
+
+
+# -- every file read in full; --quick reads footers -------------------------------------------
+def _deep_book(wire, levels=400):
+    f = wire.BookFeed("X")
+    bids = [wire.lv(f"{1000 - i * 0.5:.1f}", f"{1 + i % 7}.{i % 10}") for i in range(levels)]
+    asks = [wire.lv(f"{1001 + i * 0.5:.1f}", f"{2 + i % 5}.{i % 10}") for i in range(levels)]
+    frames = [f.snapshot(bids, asks)]
+    frames += [f.update([wire.lv(f"{1000 - i * 0.5:.1f}", f"{i % 9}.5")], [])
+               for i in range(50)]
+    return frames
+
+
+def _flip_middle(path, n=64):
+    """Flip ``n`` bytes in the middle of a Parquet file, well before its footer."""
+    data = bytearray(path.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    mid = len(data) // 2
+    assert mid + n < len(data) - footer, "the file is too small to damage its middle"
+    for i in range(mid, mid + n):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_in_a_levels_file_fail_and_name_it(tmp_path, wire):
+    path = record(tmp_path / "r", _deep_book(wire))
+    assert verify(path).ok
+    (entry,) = Recording(path).files("levels")
+    _flip_middle(path / entry["path"])
+    rep = verify(path)  # used to read only the footer: OK
+    assert not rep.ok and not rep.quick
+    (problem,) = rep.problems
+    assert entry["path"] in problem and "damaged" in problem and "simlab rebuild" in problem
+    quick = verify(path, quick=True)
+    assert quick.ok and quick.quick
+    text = format_report(quick)
+    assert "QUICK check: levels/trades files checked by their footers only" in text
+    assert "every file read in full" in format_report(rep)
+
+
+def test_verify_cli_quick(tmp_path, wire, capsys):
+    from simlab.cli import main
+
+    path = record(tmp_path / "r", _deep_book(wire))
+    _flip_middle(path / Recording(path).files("levels")[0]["path"])
+    assert main(["verify", str(path)]) == 1
+    assert "damaged Parquet file" in capsys.readouterr().out
+    assert main(["verify", "--quick", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["quick"] is True
+
+
+def test_flipped_bytes_in_a_raw_file_make_it_unusable(tmp_path, wire):
+    path = record(tmp_path / "r", _deep_book(wire))
+    (entry,) = Recording(path).files("raw", channel="books")
+    _flip_middle(path / entry["path"], 16)
+    with pytest.raises(RecordingError, match="damaged Parquet file") as e:
+        verify(path, quick=True)
+    assert entry["path"] in str(e.value)
+
+
+def test_levels_rows_that_raw_does_not_give_are_a_problem(tmp_path, wire):
+    # a rotation killed by the old writer left raw rows whose levels rows did not exist
+    f = wire.BookFeed("X")
+    frames = [f.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")]),
+              f.update([wire.lv("1", "2")], []), f.update([], [wire.lv("2", "3")])]
+    path = record(tmp_path / "r", frames, flush_rows=3)
+    m = json.loads((path / "manifest.json").read_text())
+    gone = [e for e in m["files"] if e["dataset"] == "levels"][-1]
+    m["files"].remove(gone)
+    m["rows"]["levels"] -= gone["rows"]
+    (path / gone["path"]).unlink()
+    (path / "manifest.json").write_text(json.dumps(m))
+    rep = verify(path)
+    assert any(p.startswith("levels books X: 2 rows listed, the raw frames give 4")
+               for p in rep.problems), rep.problems
+
+
+def test_listed_rows_must_add_up(tmp_path, wire):
+    path = record(tmp_path / "r", [wire.trade("X", "1", "10", "1", "buy", wire.T0_MS)])
+    m = json.loads((path / "manifest.json").read_text())
+    m["rows"]["trades"] = 5
+    (path / "manifest.json").write_text(json.dumps(m))
+    assert any("lists 1 trades rows in its files but counts 5 (rows.trades)" in p
+               for p in verify(path).problems)
+
+
+# -- empty and malformed recordings ---------------------------------------------------------
+def test_empty_recording_fails(tmp_path):
+    path = record(tmp_path / "r", [])
+    rep = verify(path)
+    assert rep.problems == ["the recording is empty: no frames"]
+
+
+def test_only_control_frames_is_no_data(tmp_path, wire):
+    rep = verify(record(tmp_path / "r", [wire.subscribe("books", "X"), b"pong"]))
+    assert rep.problems == ["no market data: its 2 frames are control frames (0 malformed)"]
+
+
+def test_random_bytes_fail(tmp_path):
+    import random
+
+    rng = random.Random(15)
+    noise = bytes(rng.getrandbits(8) for _ in range(1 << 20))
+    path = record(tmp_path / "r", [ln for ln in noise.split(b"\n") if ln])
+    rep = verify(path)
+    n = rep.frames
+    assert n > 3000 and rep.malformed["count"] == n
+    assert rep.problems == [f"no market data: all {n} frames are malformed"]
+
+
+@pytest.mark.parametrize("bad,ok", [(6, False), (5, True), (1, True)])
+def test_mostly_malformed_fails(tmp_path, wire, bad, ok):
+    good = [wire.trade("X", str(i), "10", "1", "buy", wire.T0_MS + i) for i in range(10 - bad)]
+    rep = verify(record(tmp_path / "r", good + [b"\x00garbage"] * bad))
+    assert rep.ok is ok
+    if not ok:
+        assert rep.problems == [f"{bad} of 10 frames ({bad * 10}.0 %) are malformed, more "
+                                "than 50%: not the feed it claims to be"]
+    else:
+        assert any(f"{bad} malformed frames" in w for w in rep.warnings)

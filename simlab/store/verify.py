@@ -4,9 +4,11 @@
 with :class:`simlab.okx.BookSync` on a :class:`simlab.book.L2Book`, and counts messages,
 snapshots, updates, heartbeats, resets, checksums, gaps and crossed books; trades, other
 channels, control events and malformed frames are counted too. It also checks the files:
-every listed file present, Parquet, with the listed row count; arrivals exactly 0..n-1;
-files not listed in the manifest reported as strays (except the live recorder's log,
-``record.log``).
+every listed file present and read in full (every row group and column decoded, page
+checksums verified; ``quick=True`` reads footers only), with the listed schema and row
+count; the rows of ``levels/`` and ``trades/`` per stream equal to what the raw frames
+give; arrivals exactly 0..n-1; files not listed in the manifest reported as strays
+(except the live recorder's log, ``record.log``).
 
 Live recordings (``simlab record``) hold REST order-book snapshots as frames with
 ``conn == -1`` (spliced into the chain the way the client did), and updates the client kept
@@ -16,8 +18,11 @@ as ``stale_arrivals`` of its ``synced``/``resync_done`` events): those are count
 (disconnects, resyncs, frames it had to drop) is read from the manifest's ``live`` section.
 
 A recording is OK when no checksum fails, no gap is found, no update arrives without a
-snapshot, no book message is rejected, and files and arrivals are consistent. Malformed
-frames, unknown channels, stray files and an incomplete recording are warnings.
+snapshot, no book message is rejected, files and arrivals are consistent, no unlisted file
+is visible to other readers in a dataset directory, and it holds market data: an empty
+recording, one with no data frames, or one whose frames are more than
+:data:`MAX_MALFORMED_SHARE` malformed, fails. Some malformed frames, unknown channels,
+hidden leftovers of an interrupted writer and an incomplete recording are warnings.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from simlab.book import L2Book
 from simlab.okx import BookSync, is_book
@@ -42,7 +46,11 @@ from simlab.okx.rest import REST_CONN
 
 from .manifest import RecordingError, ns_to_iso
 from .reader import Recording
-from .schema import MANIFEST, RAW
+from .schema import DATASETS, DERIVED, MANIFEST, RAW, SCHEMAS
+
+#: A recording whose frames are more than this share malformed fails verify (it is not the
+#: feed it claims to be: binary noise, the wrong file, a broken capture).
+MAX_MALFORMED_SHARE = 0.5
 
 MAX_REPORTED_EVENTS = 50
 #: The live recorder's log (and its rotated copies) in the recording's top directory.
@@ -150,6 +158,8 @@ class VerifyReport:
     events_total: int = 0
     files_listed: int = 0
     stray_files: list[str] = field(default_factory=list)
+    quick: bool = False
+    recovered: list[str] = field(default_factory=list)
     live: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -166,6 +176,7 @@ class VerifyReport:
             "channels": self.channels, "control": self.control, "malformed": self.malformed,
             "events": self.events, "events_total": self.events_total,
             "files_listed": self.files_listed, "stray_files": self.stray_files,
+            "quick": self.quick, "recovered": self.recovered,
             "live": self.live, "problems": self.problems, "warnings": self.warnings,
         }
 
@@ -184,9 +195,13 @@ class _Tally:
         self.events_total = 0
         self.arrival_errors: list[str] = []
         self.n_arrival_errors = 0
+        #: (dataset, channel, inst) -> rows the raw frames give in levels/trades
+        self.derived: Counter = Counter()
 
     def frame(self, f: Any, wire_format: str) -> None:
         norm = normalize_raw(f.payload, f.conn, f.channel, f.inst, wire_format)
+        if norm.rows is not None and norm.kind != "malformed":
+            self.derived[(norm.table, f.channel, f.inst)] += len(next(iter(norm.rows.values())))
         if norm.kind == "malformed":
             self.malformed[norm.error or "malformed"] += 1
             if len(self.malformed_examples) < 20:
@@ -214,9 +229,12 @@ class _Tally:
             self.arrival_errors.append(f"arrival {got} where {expected} was expected ({what})")
 
 
-def verify(path: str | Path, progress: bool | None = False) -> VerifyReport:
+def verify(path: str | Path, progress: bool | None = False,
+           quick: bool = False) -> VerifyReport:
     """Replay and check a recording. Raises :class:`RecordingError` when it is unusable
-    (no manifest, a raw file missing or not Parquet).
+    (no manifest or a malformed one, a raw file missing or not Parquet). ``quick``: check
+    the files of ``levels/`` and ``trades/`` by their footers only (row counts), not
+    their contents (the report says so).
 
     >>> r = verify("rec")                                        # doctest: +SKIP
     >>> r.ok, r.channels["books"]["total"]["checksum_verified"]  # doctest: +SKIP
@@ -229,10 +247,11 @@ def verify(path: str | Path, progress: bool | None = False) -> VerifyReport:
                              "from shared or object storage first (replay reads it in place)")
     m = rec.manifest
     rep = VerifyReport(str(rec.path), bool(m.get("complete")), rec.wire_format,
-                       files_listed=len(m["files"]))
-    _check_files(rec, rep)
+                       files_listed=len(m["files"]), quick=quick, recovered=rec.recovered)
+    _check_files(rec, rep, quick)
     tally = _replay(rec, rep, progress)
     _fill(rep, tally)
+    _derived(rec, rep, tally)
     _live(rep, m)
     _requested(rep, m)
     _judge(rep, m)
@@ -386,27 +405,59 @@ def stale_ranges(manifest: dict[str, Any]) -> list[tuple[int, int]]:
     return sorted(out)
 
 
-def _check_files(rec: Recording, rep: VerifyReport) -> None:
+def _check_files(rec: Recording, rep: VerifyReport, quick: bool = False) -> None:
+    """Every listed file: present, Parquet with the dataset's schema, and (unless
+    ``quick``) every row group decoded with its page checksums, rows as listed. A damaged
+    raw file makes the recording unusable (RecordingError); a damaged derived one is a
+    problem that ``simlab rebuild`` repairs."""
     listed = set()
+    totals: Counter = Counter()
     for e in rec.manifest["files"]:
         listed.add(e["path"])
-        p = rec.path / e["path"]
+        totals[e["dataset"]] += e["rows"]
         try:
-            rows = pq.ParquetFile(p).metadata.num_rows if p.is_file() else None
-        except (pa.ArrowException, OSError) as err:
-            msg = f"{p}: not a readable Parquet file ({err})"
+            # raw/ is decoded in full by the replay below (page checksums verified)
+            rows = _read_rows(rec, e, quick or e["dataset"] == RAW)
+        except RecordingError as err:
             if e["dataset"] == RAW:
-                raise RecordingError(msg) from None
-            rep.problems.append(f"{msg}; run `simlab rebuild {rec.path}`")
+                raise
+            rep.problems.append(f"{err}; run `simlab rebuild {rec.path}`")
             continue
-        if rows is None:
-            msg = f"{p}: listed in the manifest but missing"
-            if e["dataset"] == RAW:
-                raise RecordingError(msg)
-            rep.problems.append(f"{msg}; run `simlab rebuild {rec.path}`")
-        elif rows != e["rows"]:
-            rep.problems.append(f"{p}: {rows} rows, manifest says {e['rows']}")
+        if rows != e["rows"]:
+            rep.problems.append(f"{rec.path / e['path']}: {rows} rows, manifest says "
+                                f"{e['rows']}")
+    for d in DATASETS:
+        if totals[d] != rec.manifest["rows"].get(d, 0):
+            rep.problems.append(f"the manifest lists {totals[d]} {d} rows in its files but "
+                                f"counts {rec.manifest['rows'].get(d, 0)} (rows.{d})")
     rep.stray_files = _strays(rec.path, listed)
+    if rec.recovered:
+        rep.warnings.append(f"completed an interrupted commit: {len(rec.recovered)} listed "
+                            "files were still hidden and are renamed into view now")
+
+
+def _read_rows(rec: Recording, entry: dict[str, Any], footer_only: bool) -> int:
+    """Rows of a listed file: from its footer, or by decoding all of it."""
+    pf = rec._open(entry)  # RecordingError naming the file when missing or not Parquet
+    where = rec.path / entry["path"]
+    want = SCHEMAS[entry["dataset"]]
+    if not pf.schema_arrow.equals(want):
+        raise RecordingError(f"{where}: schema {pf.schema_arrow.names} is not the "
+                             f"{entry['dataset']} schema {want.names}")
+    if footer_only:
+        return pf.metadata.num_rows
+    rows = 0
+    try:
+        for i in range(pf.num_row_groups):
+            rows += pf.read_row_group(i).num_rows
+    except (pa.ArrowException, OSError) as err:
+        raise RecordingError(f"{where}: damaged Parquet file, row group {i} does not read "
+                             f"({err})") from None
+    return rows
+
+
+#: Name prefixes that pandas / pyarrow dataset discovery skips (``ignore_prefixes``).
+_HIDDEN = (".", "_")
 
 
 def _strays(root: Path, listed: set[str]) -> list[str]:
@@ -419,6 +470,37 @@ def _strays(root: Path, listed: set[str]) -> list[str]:
             if rel != MANIFEST and rel not in listed:
                 out.append(rel)
     return sorted(out)
+
+
+def seen_by_other_readers(rel: str) -> bool:
+    """True for a file in a dataset directory that pandas / pyarrow dataset discovery or a
+    ``*.parquet`` glob (DuckDB, polars) would read: no path component starts with ``.``
+    or ``_``.
+
+    >>> seen_by_other_readers("raw/channel=books/inst=X/date=2022-05-13/part-000009.parquet")
+    True
+    >>> seen_by_other_readers("raw/channel=books/inst=X/date=2022-05-13/.part-000009.parquet.tmp")
+    False
+    """
+    parts = rel.split("/")
+    return (len(parts) > 1 and parts[0] in DATASETS
+            and not any(p.startswith(_HIDDEN) for p in parts))
+
+
+def _derived(rec: Recording, rep: VerifyReport, t: _Tally) -> None:
+    """levels/trades rows per stream as listed against what the raw frames give."""
+    listed: Counter = Counter()
+    for e in rec.manifest["files"]:
+        if e["dataset"] in DERIVED:
+            listed[(e["dataset"], e["channel"], e["inst"])] += e["rows"]
+    bad = [(k, listed[k], t.derived[k]) for k in sorted(set(listed) | set(t.derived))
+           if listed[k] != t.derived[k]]
+    for (d, ch, inst), n, want in bad[:10]:
+        rep.problems.append(f"{d} {ch} {inst}: {n} rows listed, the raw frames give {want}; "
+                            f"run `simlab rebuild {rec.path}`")
+    if len(bad) > 10:
+        rep.problems.append(f"{len(bad) - 10} more streams whose levels/trades rows do not "
+                            "match their raw frames")
 
 
 def _sum_stats(per_inst: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -468,19 +550,40 @@ def _judge(rep: VerifyReport, m: dict[str, Any]) -> None:
                     rep.problems.append(f"{ch} {inst}: {st[key]} {what}")
     if rep.frames != m.get("arrivals", rep.frames):
         rep.problems.append(f"{rep.frames} raw frames, manifest says {m.get('arrivals')}")
-    if rep.malformed["count"]:
-        rep.warnings.append(f"{rep.malformed['count']} malformed frames (kept raw, not "
-                            "normalised)")
+    _content(rep)
     for ch, entry in rep.channels.items():
         if entry["kind"] == "unknown":
             rep.warnings.append(f"unknown channel {ch!r}: {entry['total']['messages']} "
                                 "messages kept raw")
-    if rep.stray_files:
-        rep.warnings.append(f"{len(rep.stray_files)} files not listed in the manifest "
-                            "(ignored by readers)")
+    seen = [s for s in rep.stray_files if seen_by_other_readers(s)]
+    if seen:
+        rep.problems.append(f"{len(seen)} files in the dataset directories are not listed in "
+                            "the manifest: simlab ignores them, but pandas, DuckDB and "
+                            f"pyarrow read them (e.g. {seen[0]}); move them out")
+    if len(seen) < len(rep.stray_files):
+        rep.warnings.append(f"{len(rep.stray_files) - len(seen)} files not listed in the "
+                            "manifest (hidden or outside the datasets: readers skip them)")
     if not rep.complete:
         why = f": {m['error']}" if m.get("error") else ""
         rep.warnings.append(f"recording not closed cleanly{why}")
+
+
+def _content(rep: VerifyReport) -> None:
+    """An empty recording, one without market data, or one mostly malformed fails."""
+    bad = rep.malformed.get("count", 0)
+    data = sum(e["total"].get("messages", 0) for e in rep.channels.values())
+    if not rep.frames:
+        rep.problems.append("the recording is empty: no frames")
+    elif not data:
+        what = (f"all {rep.frames} frames are malformed" if bad == rep.frames else
+                f"its {rep.frames} frames are control frames ({bad} malformed)")
+        rep.problems.append(f"no market data: {what}")
+    elif bad > MAX_MALFORMED_SHARE * rep.frames:
+        rep.problems.append(f"{bad} of {rep.frames} frames ({100 * bad / rep.frames:.1f} %) "
+                            f"are malformed, more than {MAX_MALFORMED_SHARE:.0%}: not the "
+                            "feed it claims to be")
+    elif bad:
+        rep.warnings.append(f"{bad} malformed frames (kept raw, not normalised)")
 
 
 # -- text output -------------------------------------------------------------------------
@@ -541,7 +644,9 @@ def format_report(rep: VerifyReport) -> str:
         out += ["", table(["channel", "kind", "inst", "msgs"], other)]
     ctl = ", ".join(f"{k} {v}" for k, v in rep.control.items()) or "none"
     out += ["", f"control frames: {ctl}", f"malformed frames: {rep.malformed.get('count', 0)}",
-            f"files: {rep.files_listed} listed, {len(rep.stray_files)} not listed"]
+            f"files: {rep.files_listed} listed, {len(rep.stray_files)} not listed; "
+            + ("QUICK check: levels/trades files checked by their footers only, contents "
+               "not read" if rep.quick else "every file read in full")]
     out += [f"  stray: {s}" for s in rep.stray_files[:20]]
     if rep.events:
         out += ["", f"integrity events ({rep.events_total}"
