@@ -301,8 +301,11 @@ def test_a_model_used_at_100x_its_order_size_warns_once(tilted, trained, mode):
     order = OrderSpec("BTC-USDT", "buy", 1.0, "base", "limit")   # trained at 0.01 BTC
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        res, _ = price_recording(rec, order, mode=mode, impact=None, model=model,
-                                 end="2026-01-01T00:02:00Z")
+        res, info = price_recording(rec, order, mode=mode, impact=None, model=model,
+                                    end="2026-01-01T00:02:00Z")
+    # ... and the run's info says so too (replay --json carries it)
+    found = info["outside_training_range"]["maker_taker_model"]["order_size"]
+    assert (found["value"], found["share"], found["max"]) == (1.0, 1.0, QTY)
     msgs = _range_warnings(w)
     size = [m for m in msgs if "'order_size'" in m]
     assert len(size) == 1, msgs     # once, though every tick is outside

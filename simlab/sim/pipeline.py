@@ -467,6 +467,21 @@ class CostPipeline:
                           counts, batch, mode="columnar", monitor=mon)
 
 
+    @property
+    def outside_training(self) -> dict[str, dict[str, Any]]:
+        """The inputs found outside a trained model's training range so far, per model
+        (``maker_taker_model``, ``slippage_model``) and input: the value, the share of the
+        values checked, and the training ``min``/``max``. Empty when all were inside (or no
+        trained model is used). Each was also warned about once
+        (:class:`~simlab.models.ranges.ModelRangeWarning`).
+
+        >>> CostPipeline(OrderSpec("BTC-USDT", "buy", 100.0)).outside_training
+        {}
+        """
+        return {k: dict(c.outside) for k, c in (("maker_taker_model", self._mt_check),
+                                                 ("slippage_model", self._slip_check))
+                if c is not None and c.outside}
+
     def _checked(self, feats: dict[str, Any] | None, bid: Any, ask: Any, bsz: Any,
                  asz: Any) -> dict[str, Any]:
         """What the maker/taker model's range check sees: its inputs, and the order's size

@@ -109,5 +109,9 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
         info["impact_provenance"] = how
     p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument,
                      monitor=monitor, slippage_model=slippage_model)
-    return (p.run_recording(recs, start=start, end=end, time_basis=time_basis)
-            if mode == "columnar" else p.run(events)), info
+    res = (p.run_recording(recs, start=start, end=end, time_basis=time_basis)
+           if mode == "columnar" else p.run(events))
+    if p.outside_training:
+        # also warned on the terminal; here for --json readers and reports
+        info["outside_training_range"] = p.outside_training
+    return res, info
