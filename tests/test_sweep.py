@@ -58,20 +58,27 @@ def inline_run(tmp_path_factory):
 
 def test_metrics_hand_computed():
     # percentiles by linear interpolation (numpy's default): p10 of 0..10 is 1, p99 is 9.9
-    t = pd.DataFrame({"net_bps": np.arange(11.0), "slippage_bps": np.r_[np.arange(10.0), np.nan],
+    # then 3 ticks the book could only fill 10, 20, 30 % of: counted, never averaged in
+    t = pd.DataFrame({"net_bps": np.r_[np.arange(11.0), 1e3, 2e3, 3e3],
+                      "slippage_bps": np.r_[np.arange(10.0), np.nan, 1e3, 1e3, 1e3],
                       "fee_bps": 5.0, "impact_bps": 0.5, "maker_prob": 0.25,
-                      "complete": [True] * 8 + [False] * 3})
+                      "complete": [True] * 11 + [False] * 3,
+                      "filled_share": [1.0] * 11 + [0.1, 0.2, 0.3]})
     m = metrics(t)
-    assert m["ticks"] == 11
+    assert m["ticks"] == 14
     assert m["net_bps_mean"] == 5.0
     assert (m["net_bps_p10"], m["net_bps_p50"], m["net_bps_p90"]) == (1.0, 5.0, 9.0)
     assert m["net_bps_p99"] == pytest.approx(9.9)
     assert m["slippage_bps_mean"] == 4.5  # the NaN tick is left out
     assert m["slippage_bps_p50"] == 4.5
-    assert m["complete_share"] == pytest.approx(8 / 11)
+    assert m["complete_share"] == 11 / 14 and m["incomplete_ticks"] == 3
+    assert m["filled_share_mean"] == pytest.approx((11 + 0.6) / 14)
+    assert m["filled_share_min"] == 0.1
     assert (m["fee_bps_mean"], m["impact_bps_mean"], m["maker_prob_mean"]) == (5.0, 0.5, 0.25)
     empty = metrics(t.iloc[:0])
     assert empty["ticks"] == 0 and math.isnan(empty["net_bps_mean"])
+    none = metrics(t.iloc[11:])
+    assert none["incomplete_ticks"] == 3 and math.isnan(none["net_bps_mean"])
 
 
 def test_run_cell_matches_price_recording_and_published_fees():
@@ -214,7 +221,9 @@ def test_ticks_kept(tmp_path):
     for row in r.table.itertuples():
         ticks = pd.read_parquet(tmp_path / "t" / "ticks" / f"{row.cell}.parquet")
         assert len(ticks) == row.ticks and (ticks["cell"] == row.cell).all()
-        assert float(ticks["net_bps"].mean()) == row.net_bps_mean
+        full = ticks["complete"]
+        assert float(ticks.loc[full, "net_bps"].mean()) == row.net_bps_mean
+        assert int((~full).sum()) == row.incomplete_ticks
 
 
 # -- specs -------------------------------------------------------------------------------
@@ -224,7 +233,7 @@ def test_cell_id_is_a_hash_of_the_canonical_params():
     params = {**defaults(), "notional": 1000.0}
     # a parameter added later (slippage_model) stays out of the id while unset: old ids hold
     old = {k: v for k, v in params.items() if k != "slippage_model"}
-    blob = json.dumps(["simlab.sweep.cell/1", "rec", "BTC-USDT", old], sort_keys=True,
+    blob = json.dumps(["simlab.sweep.cell/2", "rec", "BTC-USDT", old], sort_keys=True,
                       separators=(",", ":"))
     assert Cell("rec", "BTC-USDT", params).id == hashlib.sha256(blob.encode()).hexdigest()[:16]
     # 1000 and 1000.0, a datetime and its ISO string: the same cell
@@ -377,3 +386,52 @@ def test_cli_missing_recording(tmp_path, capsys):
                  str(tmp_path / "o"), "--no-progress"]) == 2
     assert "no such recording" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_sweep_flags_a_cell_the_book_cannot_fill(tmp_path, capsys):
+    """The issue's case: a notional beyond the book's depth at every tick is not ranked at a
+    cost of its partial fill; it is listed, with the share of ticks filled (0)."""
+    from simlab.emulator.offline import write_synthetic_recording
+    from simlab.sweep.compare import rank
+
+    rec = write_synthetic_recording(tmp_path / "rec", seconds=3, seed=5)
+    grid = tmp_path / "g.yaml"
+    grid.write_text("grid:\n  notional: [1000, 1000000000000]\nfixed:\n  impact: none\n")
+    out = tmp_path / "res"
+    args = ["sweep", str(rec), "--grid", str(grid), "--out", str(out), "--executor",
+            "inline", "--no-progress"]
+    assert main([*args, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    t = load_results(out)
+    big = t[t["p_notional"] == 1e12].iloc[0]
+    assert big["complete_share"] == 0 and big["incomplete_ticks"] == big["ticks"] > 0
+    assert math.isnan(big["net_bps_mean"]) and big["filled_share_min"] < 1e-3
+    assert [r["p_notional"] for r in s["best"]] == [1000.0] and s["ranked"] == 1
+    (flagged,) = s["incomplete_cells"]
+    assert flagged["cell"] == big["cell"] and flagged["complete_share"] == 0
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert ("the book could not fill the order at every tick in 1 cell(s) (left out of the "
+            "ranking; --include-incomplete ranks them):") in text
+    assert f"{big['cell']} notional=1000000000000.0: filled at 0.0% of" in text
+    assert main([*args, "--json", "--include-incomplete"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert [r["p_notional"] for r in s["best"]] == [1000.0, 1e12]
+    with pytest.warns(UserWarning, match=big["cell"]):
+        assert list(rank(t)["cell"]) == list(t.loc[t["p_notional"] == 1000.0, "cell"])
+
+
+def test_time_basis_picks_the_clock_of_start_and_end():
+    # the sample is received 5 ms after the exchange stamped it: the window's last tick,
+    # stamped at END, is in on the exchange clock (the default) and out on the receive clock
+    spec = small_spec(grid={"notional": [1e3], "time_basis": ["exchange", "recv"]})
+    by = {r["p_time_basis"]: r for r in (run_cell(c) for c in spec.cells())}
+    every, _ = price_recording(SAMPLE, OrderSpec("BTC-USDT", "buy", 1e3), impact=None)
+    ts = every.table["ts_ms"] * 10**6
+    recv = every.table["recv_ns"]
+    lo, hi = (pd.Timestamp(x).value for x in (START, END))
+    assert by["exchange"]["ticks"] == int(((ts >= lo) & (ts <= hi)).sum())
+    assert by["recv"]["ticks"] == int(((recv >= lo) & (recv <= hi)).sum())
+    assert by["exchange"]["ticks"] == by["recv"]["ticks"] + 1
+    with pytest.raises(SpecError, match="time_basis must be one of"):
+        small_spec(fixed={"time_basis": "local"}).cells()

@@ -14,6 +14,7 @@ from simlab.sweep.compare import (
     SweepResultsError,
     compare,
     heatmap,
+    incomplete,
     lines,
     params,
     pivot,
@@ -117,6 +118,36 @@ def test_rank_ties_by_cell_and_missing_last():
             rank(r, top=bad)
     with pytest.raises(SweepResultsError, match="unknown column 'cost' for by"):
         rank(r, by="cost")
+
+
+def test_rank_leaves_out_cells_the_book_could_not_fill_and_says_which():
+    # the 20,000 cells: the book filled buy's order at 40 % of the ticks, sell's at none
+    # (the sweep then has no cost for it: NaN), the rest at every tick
+    r = results(complete_share=[1.0, 1.0, 0.4, 1.0, 1.0, 0.0, None],
+                net_bps_mean=[1.0, 5.0, 11.03, 2.0, 6.0, np.nan, None])
+    assert list(incomplete(r)["cell"]) == ["buy-20000", "sell-20000"]
+    with pytest.warns(UserWarning, match=r"left out 2 cell\(s\) where the book could not "
+                      r"fill the order at every tick .*: buy-20000, sell-20000"):
+        ranked = rank(r)
+    assert list(ranked["cell"]) == ["buy-1000", "sell-1000", "buy-5000", "sell-5000"]
+    assert ranked.attrs["left_out"] == ["buy-20000", "sell-20000"]
+    assert (ranked["complete_share"] == 1.0).all()
+    every = rank(r, include_incomplete=True)
+    assert list(every["cell"]) == ["buy-1000", "sell-1000", "buy-5000", "sell-5000",
+                                   "buy-20000", "sell-20000"]
+    assert every.attrs["left_out"] == [] and every["complete_share"].iloc[4] == 0.4
+    # a table without complete_share (an old sweep) ranks as before
+    assert list(rank(results())["cell"])[:2] == ["buy-1000", "sell-1000"]
+
+
+def test_heatmap_marks_incomplete_cells():
+    r = results(complete_share=[1.0, 1.0, 0.4, 1.0, 1.0, 0.0, None],
+                net_bps_mean=[1.0, 5.0, 11.03, 2.0, 6.0, np.nan, None])
+    ax = heatmap(r, x="notional", y="side", fmt="{:.1f}")
+    texts = {t.get_position(): t.get_text() for t in ax.texts}
+    assert texts[(2, 0)] == "11.0*\nfilled 40%" and texts[(2, 1)] == "no fill"
+    assert texts[(0, 0)] == "1.0"
+    assert ax.get_title().startswith("* 2 cell(s): the book could not fill the order")
 
 
 # -- heatmap / lines ------------------------------------------------------------------------

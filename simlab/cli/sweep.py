@@ -34,6 +34,10 @@ def add(sub) -> None:
                    help="also keep each cell's per-tick table (OUT/ticks/)")
     p.add_argument("--top", type=int, default=5, metavar="K",
                    help="best and worst K cells to print (default 5)")
+    p.add_argument("--include-incomplete", action="store_true",
+                   help="also rank the cells where the book could not fill the order at "
+                   "every tick (their costs cover the ticks it could); default: listed "
+                   "apart, not ranked")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"simlab sweep: interrupted; finished cells are kept in {args.out}/cells, "
               "run the same command again to do the rest", file=sys.stderr)
         return 130
-    summary = _sweep_summary(spec, res, args.top)
+    summary = _sweep_summary(spec, res, args.top, args.include_incomplete)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=1, default=str) + "\n")
     else:
@@ -93,26 +97,42 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if summary["failed_cells"] else EXIT_OK
 
 
-def _sweep_summary(spec, res, top: int) -> dict:
-    """Counts, the best and worst cells by mean net cost, and the failed cells."""
+def _sweep_summary(spec, res, top: int, include_incomplete: bool = False) -> dict:
+    """Counts, the best and worst cells by mean net cost (cells the book could not fill
+    at every tick left out unless ``include_incomplete``, and listed), and the failed
+    cells."""
     import math
+    import warnings
+
+    from simlab.sweep.compare import incomplete, rank
 
     t = res.table
     shown = [c for c in ("recording", "inst") if t[c].nunique() > 1]
     shown += [f"p_{k}" for k in spec.varying()]
-    metrics = ["net_bps_mean", "net_bps_p50", "net_bps_p90", "maker_prob_mean", "ticks"]
-    ok = t[t["status"] == "ok"].sort_values("net_bps_mean", kind="stable")
+    metrics = ["net_bps_mean", "net_bps_p50", "net_bps_p90", "maker_prob_mean",
+               "complete_share", "incomplete_ticks", "ticks"]
+    every = t[t["status"] == "ok"]
+    ok = every.iloc[:0]
+    if len(every):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the summary lists the cells rank leaves out
+            ranked = rank(every, "net_bps_mean", include_incomplete=include_incomplete)
+        ok = every.set_index("cell", drop=False).loc[ranked["cell"].tolist()]
 
-    def rows(df) -> list[dict]:
+    def rows(df, cols) -> list[dict]:
         return [{k: (None if isinstance(v, float) and math.isnan(v) else v)
-                 for k, v in r.items()} for r in df[["cell", *shown, *metrics]]
-                .to_dict("records")]
+                 for k, v in r.items()} for r in df[cols].to_dict("records")]
 
+    short = incomplete(t)
     bad = t[t["status"] != "ok"]
+    cols = ["cell", *shown, *metrics]
     return {"out": str(res.out), "cells": len(spec.cells()), "ran": res.ran,
             "skipped": res.skipped, "failed": res.failed, "missing": res.missing,
-            "ok": len(ok), "columns": shown, "best": rows(ok.head(top)),
-            "worst": rows(ok.tail(top).iloc[::-1]),
+            "ok": len(every), "ranked": len(ok), "columns": shown,
+            "best": rows(ok.head(top), cols), "worst": rows(ok.tail(top).iloc[::-1], cols),
+            "include_incomplete": include_incomplete,
+            "incomplete_cells": rows(short, ["cell", *shown, "complete_share",
+                                             "incomplete_ticks", "ticks"]),
             "failed_cells": [{"cell": r["cell"], "recording": r["recording"],
                               "inst": r["inst"], "error": r["error"]}
                              for r in bad.to_dict("records")]}
@@ -131,6 +151,20 @@ def _format_sweep(s: dict) -> str:
             text = df.rename(columns=lambda c: c.removeprefix("p_")).to_string(
                 index=False, formatters={c.removeprefix("p_"): f for c, f in fmt.items()})
             lines += [f"{title}:", text]
+    short = s.get("incomplete_cells") or []
+    if short:
+        how = ("ranked above, costs of the ticks it could fill" if s.get("include_incomplete")
+               else "left out of the ranking; --include-incomplete ranks them")
+        lines.append(f"the book could not fill the order at every tick in {len(short)} "
+                     f"cell(s) ({how}):")
+        for r in short[:10]:
+            par = " ".join(f"{c.removeprefix('p_')}={r[c]}" for c in s["columns"])
+            share = r["complete_share"]
+            lines.append(f"  {r['cell']} {par}: filled at "
+                         f"{share:.1%} of {r['ticks']} ticks" if share == share else
+                         f"  {r['cell']} {par}")
+        if len(short) > 10:
+            lines.append(f"  ... and {len(short) - 10} more")
     if s["failed_cells"]:
         lines.append(f"failed cells ({len(s['failed_cells'])}; a re-run retries them):")
         lines += [f"  {f['cell']} {f['inst']} {f['recording']}: {f['error']}"

@@ -5,6 +5,11 @@ Everything here works on the results table of :mod:`simlab.sweep` (a DataFrame, 
 ``recording``, ``inst``, the parameters as ``p_*`` columns and the metrics
 (``net_bps_mean``, ``net_bps_p10`` ... ``maker_prob_mean``). Only cells with status
 ``ok`` are used, except by :func:`compare`, which reports every cell of both sweeps.
+
+A cell is *incomplete* when the book could not fill its order at some tick
+(``complete_share`` < 1): its costs are those of the ticks it could fill, so
+:func:`rank` leaves it out unless asked (and says which cells it left out), and
+:func:`heatmap` marks it.
 A parameter may be named with or without its ``p_`` prefix (``"notional"`` is
 ``p_notional``).
 
@@ -17,6 +22,8 @@ Plots draw on a matplotlib Axes the caller owns, or on a new
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,15 +32,15 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["compare", "heatmap", "lines", "params", "pivot", "plot_compare", "rank",
-           "varying"]
+__all__ = ["compare", "heatmap", "incomplete", "lines", "params", "pivot", "plot_compare",
+           "rank", "varying"]
 
 #: Columns that identify a cell besides its ``p_*`` parameters.
 IDENTITY = ("recording", "inst")
 #: Metrics :func:`rank` shows after the one ranked by, when present.
 RANK_METRICS = ("net_bps_mean", "net_bps_p50", "net_bps_p90", "slippage_bps_mean",
                 "fee_bps_mean", "impact_bps_mean", "maker_prob_mean", "complete_share",
-                "ticks")
+                "incomplete_ticks", "filled_share_mean", "ticks")
 
 
 class SweepResultsError(ValueError):
@@ -86,22 +93,60 @@ def pivot(results: pd.DataFrame, index: str | Sequence[str], columns: str | Sequ
         raise SweepResultsError(f"agg {agg!r} could not combine {val} ({e})") from None
 
 
+def incomplete(results: pd.DataFrame) -> pd.DataFrame:
+    """The ok cells where the book could not fill the order at some tick
+    (``complete_share`` < 1), with their identifying columns and fill metrics; empty when
+    the table has no ``complete_share``.
+
+    >>> incomplete(_example())[["cell", "complete_share"]]
+      cell  complete_share
+    3   c4            0.25
+    """
+    ok = _ok(results)
+    if "complete_share" not in ok.columns:
+        return ok.iloc[:0]
+    bad = ok[ok["complete_share"].astype(float) < 1.0]
+    cols = ([c for c in ("cell",) if c in ok.columns] + params(results)
+            + [m for m in ("complete_share", "incomplete_ticks", "filled_share_mean", "ticks")
+               if m in ok.columns])
+    return bad[cols]
+
+
 def rank(results: pd.DataFrame, by: str = "net_bps_mean", ascending: bool = True,
-         top: int | None = None) -> pd.DataFrame:
+         top: int | None = None, *, include_incomplete: bool = False) -> pd.DataFrame:
     """The ok cells best first (lowest ``by`` unless ``ascending=False``; ties in cell
     order, missing values last), numbered from 1, with the cell id, the parameters that
     vary, ``by`` and the main metrics; the first ``top`` only when given.
 
-    >>> rank(_example(), top=2)  # doctest: +NORMALIZE_WHITESPACE
-         cell  p_notional p_side  net_bps_mean  net_bps_p90  maker_prob_mean
+    Cells where the book could not fill the order at every tick (see :func:`incomplete`)
+    are left out unless ``include_incomplete``: a warning names them, and so does the
+    result's ``attrs["left_out"]`` (their cell ids).
+
+    >>> with warnings.catch_warnings(record=True) as said:
+    ...     warnings.simplefilter("always")
+    ...     r = rank(_example(), top=2)
+    >>> r[["cell", "p_notional", "p_side", "net_bps_mean", "complete_share"]]
+    ... # doctest: +NORMALIZE_WHITESPACE
+         cell  p_notional p_side  net_bps_mean  complete_share
     rank
-    1      c1      1000.0    buy           1.5          2.5              0.4
-    2      c2      1000.0   sell           2.0          3.0              0.3
+    1      c1      1000.0    buy           1.5             1.0
+    2      c2      1000.0   sell           2.0             1.0
+    >>> r.attrs["left_out"], "c4" in str(said[0].message)
+    (['c4'], True)
     """
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise SweepResultsError(f"top must be an integer >= 1 or None, got {top!r}")
     ok = _ok(results)
     by = _metric(ok, by, "by")
+    bad = incomplete(results)
+    left_out: list[Any] = []
+    if len(bad) and not include_incomplete:
+        ok = ok.drop(index=bad.index)
+        left_out = (bad["cell"] if "cell" in bad.columns else pd.Series(bad.index)).tolist()
+        shown_ids = ", ".join(map(str, left_out[:10])) + (" ..." if len(left_out) > 10 else "")
+        warnings.warn(f"rank: left out {len(left_out)} cell(s) where the book could not fill "
+                      f"the order at every tick (their costs cover only the ticks it could; "
+                      f"include_incomplete=True ranks them): {shown_ids}", stacklevel=2)
     order = ok.sort_values([by, "cell"] if "cell" in ok.columns else by,
                            ascending=[ascending, True] if "cell" in ok.columns else ascending,
                            na_position="last", kind="stable")
@@ -110,6 +155,7 @@ def rank(results: pd.DataFrame, by: str = "net_bps_mean", ascending: bool = True
     out = order[shown].head(top) if top is not None else order[shown]
     out = out.reset_index(drop=True)
     out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
+    out.attrs["left_out"] = left_out
     return out
 
 
@@ -117,14 +163,20 @@ def heatmap(results: pd.DataFrame, x: str, y: str, value: str = "net_bps_mean",
             ax: Axes | None = None, *, agg: str | Callable = "mean", fmt: str = "{:.3g}",
             cmap: str = "viridis") -> Axes:
     """``value`` over two parameters as an annotated heatmap (``x`` across, ``y`` up;
-    cells that fall together combined with ``agg``, missing ones left blank).
+    cells that fall together combined with ``agg``, missing ones left blank). A cell where
+    the book could not fill the order at every tick is marked ``*`` with its least
+    ``complete_share`` (``"no fill"`` when it never could), and the title says so.
 
     >>> ax = heatmap(_example(), x="notional", y="side")
     >>> [t.get_text() for t in ax.texts]
-    ['1.5', '3', '2', '4.5']
+    ['1.5', '3', '2', '4.5*\\nfilled 25%']
     """
     table = pivot(results, index=y, columns=x, value=value, agg=agg)
     data = table.to_numpy(dtype=float)
+    share = None
+    if "complete_share" in results.columns:
+        share = (pivot(results, index=y, columns=x, value="complete_share", agg="min")
+                 .reindex(index=table.index, columns=table.columns).to_numpy(dtype=float))
     ax = _axes(ax)
     im = ax.imshow(np.ma.masked_invalid(data), origin="lower", aspect="auto", cmap=cmap)
     ax.figure.colorbar(im, ax=ax, label=_metric(results, value, "value"))
@@ -134,12 +186,25 @@ def heatmap(results: pd.DataFrame, x: str, y: str, value: str = "net_bps_mean",
     ax.set_ylabel(_axis_name(table.index))
     finite = data[np.isfinite(data)]
     mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    marked = 0
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
+            s = math.nan if share is None else share[i, j]
+            short = np.isfinite(s) and s < 1.0
+            marked += bool(short)
             if np.isfinite(data[i, j]):
+                text = fmt.format(data[i, j])
+                if short:
+                    text += f"*\nfilled {s:.0%}"
                 # viridis is dark below the middle of its range: light text there
-                ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center", fontsize=8,
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="white" if data[i, j] < mid else "black")
+            elif short:
+                ax.text(j, i, "no fill" if s == 0 else f"*\nfilled {s:.0%}", ha="center",
+                        va="center", fontsize=8, color="red")
+    if marked:
+        ax.set_title(f"* {marked} cell(s): the book could not fill the order at every tick "
+                     "(costs of the filled ticks; share of ticks filled)", fontsize=8)
     return ax
 
 
@@ -371,7 +436,8 @@ def _axis_name(index: pd.Index) -> str:
 
 
 def _example() -> pd.DataFrame:
-    """Four ok cells and one failed one, for the examples."""
+    """Four ok cells (the book could fill the last one's order at a quarter of its ticks)
+    and one failed one, for the examples."""
     return pd.DataFrame({
         "cell": ["c1", "c2", "c3", "c4", "c5"],
         "status": ["ok", "ok", "ok", "ok", "error"],
@@ -383,4 +449,5 @@ def _example() -> pd.DataFrame:
         "net_bps_p10": [0.5, 1.0, 2.0, 3.5, np.nan],
         "net_bps_p90": [2.5, 3.0, 4.0, 5.5, np.nan],
         "maker_prob_mean": [0.4, 0.3, 0.2, 0.1, np.nan],
+        "complete_share": [1.0, 1.0, 1.0, 0.25, np.nan],
     })

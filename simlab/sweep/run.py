@@ -41,18 +41,24 @@ from .spec import PARAMS, Cell, SweepSpec
 log = logging.getLogger(__name__)
 
 #: Summary metrics of a cell, in column order (bps of the filled notional; see
-#: :mod:`simlab.sim.costs`). Percentiles and means are over the ticks with finite values.
+#: :mod:`simlab.sim.costs`). The cost percentiles and means are over the ticks where the
+#: book filled the whole order (with finite values): a partial fill's cost is not the
+#: order's. ``complete_share``, ``incomplete_ticks`` and ``filled_share_*`` (filled /
+#: requested, over all ticks) say how often the book could not fill it.
 METRICS = ("ticks", "net_bps_mean", "net_bps_p10", "net_bps_p50", "net_bps_p90",
            "net_bps_p99", "slippage_bps_mean", "slippage_bps_p50", "slippage_bps_p90",
            "fee_bps_mean", "impact_bps_mean", "maker_prob_mean", "complete_share",
-           "slippage_model_bps_mean")
+           "slippage_model_bps_mean", "incomplete_ticks", "filled_share_mean",
+           "filled_share_min")
+#: Metrics that count ticks (integers; the others are floats).
+COUNT_METRICS = ("ticks", "incomplete_ticks")
 _ARROW = {"str": pa.string(), "time": pa.string(), "float": pa.float64(), "int": pa.int64()}
 #: The schema of every result row (and of every ``out/cells`` file).
 RESULT_SCHEMA = pa.schema(
     [("cell", pa.string()), ("status", pa.string()), ("error", pa.string()),
      ("simlab_version", pa.string()), ("recording", pa.string()), ("inst", pa.string())]
     + [(f"p_{k}", _ARROW[p.kind]) for k, p in PARAMS.items()]
-    + [("ticks", pa.int64())] + [(m, pa.float64()) for m in METRICS[1:]]
+    + [(m, pa.int64() if m in COUNT_METRICS else pa.float64()) for m in METRICS]
     + [("seconds", pa.float64())])
 RESULT_COLUMNS = tuple(RESULT_SCHEMA.names)
 #: Key of the per-tick table in a :func:`run_cell` row made with ``keep_ticks=True``.
@@ -74,17 +80,23 @@ class SweepResult:
 
 
 def metrics(table: pd.DataFrame) -> dict[str, Any]:
-    """The summary metrics of a per-tick cost table (NaN where there is no finite value).
+    """The summary metrics of a per-tick cost table (NaN where there is no finite value):
+    the costs over the complete ticks, and how many ticks the book could not fill.
 
-    >>> t = pd.DataFrame({"net_bps": [1.0, 2.0, 3.0], "slippage_bps": [0.0, 1.0, 2.0],
+    >>> t = pd.DataFrame({"net_bps": [1.0, 2.0, 9.0], "slippage_bps": [0.0, 1.0, 2.0],
     ...                   "fee_bps": 1.0, "impact_bps": 0.0, "maker_prob": 0.0,
-    ...                   "complete": [True, True, False]})
+    ...                   "complete": [True, True, False], "filled_share": [1.0, 1.0, 0.25]})
     >>> m = metrics(t)
     >>> m["ticks"], m["net_bps_p50"], m["net_bps_p10"], round(m["complete_share"], 4)
-    (3, 2.0, 1.2, 0.6667)
+    (3, 1.5, 1.1, 0.6667)
+    >>> m["incomplete_ticks"], m["filled_share_mean"], m["filled_share_min"]
+    (1, 0.75, 0.25)
     """
+    done = table["complete"].to_numpy(dtype=bool)
+    full = table[done]
+
     def finite(col: str) -> np.ndarray:
-        a = table[col].to_numpy(dtype=np.float64)
+        a = full[col].to_numpy(dtype=np.float64)
         return a[np.isfinite(a)]
 
     def pct(col: str, q: float) -> float:
@@ -102,7 +114,12 @@ def metrics(table: pd.DataFrame) -> dict[str, Any]:
         for s in stats:
             out[f"{col}_{'mean' if s == 'mean' else f'p{s}'}"] = (
                 mean(col) if s == "mean" else pct(col, s))
-    out["complete_share"] = float(table["complete"].mean()) if len(table) else math.nan
+    out["complete_share"] = float(done.mean()) if len(table) else math.nan
+    out["incomplete_ticks"] = int((~done).sum())
+    share = (table["filled_share"].to_numpy(dtype=np.float64) if "filled_share" in table
+             else np.where(done, 1.0, math.nan))
+    out["filled_share_mean"] = float(share.mean()) if len(share) else math.nan
+    out["filled_share_min"] = float(share.min()) if len(share) else math.nan
     # a trained slippage model's mean prediction, beside slippage_bps (NaN without one)
     out["slippage_model_bps_mean"] = (mean("slippage_model_bps") if "slippage_model_bps" in
                                       table else math.nan)
@@ -142,14 +159,13 @@ def _model(path: str) -> Any:
 def _price(cell: Cell) -> pd.DataFrame:
     """The per-tick table of one cell: what ``simlab replay`` computes for these params."""
     from simlab.models.fees import FeeRates
-    from simlab.sim.order import OrderSpec
+    from simlab.sim.order import OrderSpec, order_size
     from simlab.sim.run import impact_params, price_recording
 
     p = cell.params
     rates = (FeeRates(maker=p["maker_fee"], taker=p["taker_fee"])
              if p["maker_fee"] is not None else None)
-    qty, unit = ((p["notional"], "quote") if p["notional"] is not None
-                 else (p["quantity"], "base"))
+    qty, unit = order_size(p["notional"], p["quantity"])
     order = OrderSpec(cell.inst, p["side"], qty, unit, p["order_type"], p["fee_tier"], rates)
     # a market order is always taker: the model would not change a number
     model = (_model(p["maker_taker_model"])
@@ -167,7 +183,7 @@ def _price(cell: Cell) -> pd.DataFrame:
                                   channel=p["channel"], overrides=given)
     res, _ = price_recording(cell.recording, order, channel=p["channel"], start=p["start"],
                              end=p["end"], impact=impact, model=model, ct_val=p["ct_val"],
-                             slippage_model=slip)
+                             slippage_model=slip, time_basis=p["time_basis"])
     return res.table
 
 

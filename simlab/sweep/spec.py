@@ -46,6 +46,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from simlab.feed.replay import TIME_BASES
 from simlab.sim.order import ORDER_TYPES, SIDES
 
 
@@ -85,20 +86,24 @@ PARAMS: dict[str, Param] = {
     "maker_taker_model": Param("str", None, "a trained maker/taker model JSON (limit orders)"),
     "slippage_model": Param("str", None, "a trained slippage model JSON: its prediction "
                             "beside the walk-the-book slippage (same side)"),
-    "start": Param("time", None, "start time, ISO 8601 UTC"),
-    "end": Param("time", None, "end time, ISO 8601 UTC"),
+    "start": Param("time", None, "start time, ISO 8601 UTC (on the time_basis clock)"),
+    "end": Param("time", None, "end time, ISO 8601 UTC (on the time_basis clock)"),
+    "time_basis": Param("str", "exchange", "clock of start/end: exchange (the exchange's "
+                        "message time, what simlab verify prints) or recv (receive time)"),
 }
 IMPACT_MODES = ("calibrate", "none")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-_CHOICES = {"side": SIDES, "order_type": ORDER_TYPES, "impact": IMPACT_MODES}
+_CHOICES = {"side": SIDES, "order_type": ORDER_TYPES, "impact": IMPACT_MODES,
+            "time_basis": TIME_BASES}
 _POSITIVE = {"notional", "quantity", "ct_val", "T", "N"}
 _NON_NEGATIVE = {"sigma", "eta", "gamma", "epsilon", "lam"}
 #: Parameters added after the first sweeps: left out of a cell's id while unset, so cells
 #: computed before they existed keep their ids (a resumed sweep still skips them).
 _ID_OPTIONAL = ("slippage_model",)
 _SPEC_KEYS = ("recordings", "insts", "grid", "fixed", "random")
-#: Bumped if the meaning of a cell's parameters changes, so old ids stop matching.
-_ID_SCHEMA = "simlab.sweep.cell/1"
+#: Bumped if the meaning of a cell's parameters changes, so old ids stop matching. 2: start
+#: and end on exchange time by default (time_basis), metrics of complete fills only.
+_ID_SCHEMA = "simlab.sweep.cell/2"
 
 
 def _unknown(name: Any, where: str) -> SpecError:
