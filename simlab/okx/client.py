@@ -276,6 +276,9 @@ class _Stream:
     #: whether anything was lost (``resumed`` event); ``lossless`` keeps that verdict.
     resume: dict[str, Any] | None = None
     lossless: bool | None = None
+    #: After a switchover, until the new connection passes on a message of its own: its
+    #: repeats of what the old one passed on are the expected overlap, not reported.
+    overlap: bool = False
 
     @property
     def channel(self) -> str:
@@ -963,7 +966,10 @@ class OkxClient:
         c.dups += 1
         self.counts["duplicates"] += 1
         c.joined.add(st.key)
-        if not self._slots[st.slot].switching and self.counts["duplicates"] <= MAX_NOISY_EVENTS:
+        # A switchover's overlap (and the old connection's last in-flight messages after
+        # it) is expected to repeat messages: counted (switchover event), not reported.
+        if not self._slots[st.slot].switching and not c.closing and not st.overlap \
+                and self.counts["duplicates"] <= MAX_NOISY_EVENTS:
             self._event("duplicate", c.id, st.channel, st.inst, detail=what,
                         seq_id=getattr(msg, "seq_id", None),
                         prev_seq_id=getattr(msg, "prev_seq_id", None))
@@ -980,6 +986,7 @@ class OkxClient:
         for i in ids:
             st.seen.add(i)
         c.joined.add(st.key)
+        st.overlap = False
         if st.resume is not None and "first" not in st.resume \
                 and self._slots[st.slot].current is c:
             self._resume_trades(st, c, msg)
@@ -997,6 +1004,7 @@ class OkxClient:
                 return
             st.seen.add(h)
             c.joined.add(st.key)
+            st.overlap = False
             if st.resume is not None and self._slots[st.slot].current is c:
                 self._resumed(st, c, False, "no sequence to tell what was missed")
         self._emit(recv_ns, c.id, msg.channel, inst, payload)
@@ -1018,6 +1026,7 @@ class OkxClient:
                 return
             st.seen.add(k)
             c.joined.add(st.key)
+            st.overlap = False
             a = self._emit(recv_ns, c.id, st.channel, st.inst, payload)
             st.sync.apply(msg, a)
             self._sync_events(st, c.id)
@@ -1062,6 +1071,7 @@ class OkxClient:
     def _accept(self, st: _Stream, conn: int, msg: Any, payload: bytes, recv_ns: int) -> None:
         a = self._emit(recv_ns, conn, st.channel, st.inst, payload)
         st.last_seq = msg.seq_id
+        st.overlap = False
         kind = st.sync.apply(msg, a)
         st.seen.add(_book_key(msg))
         st.seen_seq.add(msg.seq_id)
@@ -1349,6 +1359,7 @@ class OkxClient:
         self.counts["switchovers"] += 1
         for key in slot.args:
             st = self._streams[key]
+            st.overlap = True
             q = old.pending.pop(key, None)
             if q:
                 self.counts["pending_dropped"] += len(q)
