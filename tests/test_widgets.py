@@ -589,3 +589,32 @@ def test_resource_sampler_stops_when_the_event_loop_cancels_the_run(rec):
 
     asyncio.run(main())
     assert not sim.running and not sim.monitor.resources.running
+
+
+def test_an_order_the_book_cannot_fill_is_flagged_on_the_dashboard(sim):
+    sim.run_events(300)
+    out = sim.outputs
+    assert out["complete"] and out["filled_share"] == 1.0 and out["unfilled_ticks"] == 0
+    assert sim.fill_warning == ""
+    sim.quantity.value = 1e12  # quote: far beyond the visible book
+    out = sim.outputs
+    assert not out["complete"] and 0 < out["filled_share"] < 1e-3
+    assert out["filled_share"] == pytest.approx(out["filled_quote"] / 1e12, rel=1e-12)
+    assert sim.out_widgets["filled_share"].value == f"{out['filled_share']:.4f}"
+    assert "could not fill the order at the last tick" in sim.fill_warning
+    assert "costs shown are of the part filled" in sim.fill_warning
+    sim.run_events(200)
+    out = sim.outputs
+    assert out["unfilled_ticks"] == out["order_ticks"] > 0
+    assert sim.out_widgets["unfilled_ticks"].value == str(out["unfilled_ticks"])
+    assert f"{out['unfilled_ticks']} of {out['order_ticks']} ticks" in sim.fill_warning
+    # a new order counts afresh
+    sim.quantity.value = 1000.0
+    assert sim.outputs["unfilled_ticks"] == 0 and sim.fill_warning == ""
+
+
+def test_dashboard_time_range_names_its_clock(rec):
+    with pytest.raises(ValueError, match="time_basis must be 'exchange'"):
+        TradeSimulator.from_recording(rec, start="2026-01-01", time_basis="local", charts=False)
+    with pytest.raises(ValueError, match=r"\(receive time\) is outside the recording"):
+        TradeSimulator.from_recording(rec, start="2030-01-01", time_basis="recv", charts=False)

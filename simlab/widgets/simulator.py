@@ -59,7 +59,7 @@ from simlab.models.impact import ACParams
 from simlab.models.volatility import PER_SECONDS
 from simlab.monitor import Monitor
 from simlab.okx.fees import fee_tiers
-from simlab.sim.order import ORDER_TYPES, SIDES, UNITS, Instrument, OrderSpec
+from simlab.sim.order import ORDER_TYPES, SIDES, UNITS, Instrument, OrderSpec, check_size
 from simlab.sim.pipeline import MONITOR_STAGES, CostPipeline
 
 from . import charts
@@ -80,6 +80,8 @@ OUTPUTS: dict[str, tuple[str, str, str]] = {
     "maker_prob": ("maker share", "", ".4f"),
     "taker_prob": ("taker share", "", ".4f"),
     "filled_base": ("filled", "base", ".8g"),
+    "filled_share": ("filled share", "of the order", ".4f"),
+    "unfilled_ticks": ("ticks not fillable", "for this order", "d"),
     "volatility_pct": ("volatility used", "% / year", ".4g"),
     "latency_p50_us": ("latency p50", "us / tick", ".2f"),
     "latency_p99_us": ("latency p99", "us / tick", ".2f"),
@@ -313,10 +315,12 @@ class TradeSimulator:
                        instruments: Iterable[str] | None = None, channel: str = "books",
                        start: Any = None, end: Any = None, calibrate: bool = True,
                        T: float = 60.0, N: int = 60, lam: float = 1e-6,
-                       **options: Any) -> TradeSimulator:
+                       time_basis: str = "exchange", **options: Any) -> TradeSimulator:
         """Replay one or several recordings at ``speed`` x real time (None: as fast as
         possible), with impact parameters calibrated from the first recording
         (:func:`simlab.sim.run.impact_params`; ``calibrate=False``: no impact).
+        ``start``/``end`` are on the clock ``time_basis``: ``"exchange"`` (the default, the
+        exchange's message time) or ``"recv"`` (receive time).
 
         >>> TradeSimulator.from_recording("rec", speed=10.0).panel        # doctest: +SKIP
         """
@@ -325,10 +329,12 @@ class TradeSimulator:
         recs = open_recordings(recordings)
         have = sorted({i for r in recs for (c, i) in streams(r, "book") if c == channel})
         insts = list(instruments) if instruments is not None else have
-        probe = ReplaySource(recs, insts=insts, channels=[channel], start=start, end=end)
+        probe = ReplaySource(recs, insts=insts, channels=[channel], start=start, end=end,
+                             time_basis=time_basis)
 
         def factory() -> ReplaySource:
-            return ReplaySource(recs, insts=insts, start=start, end=end)
+            return ReplaySource(recs, insts=insts, start=start, end=end,
+                                time_basis=time_basis)
 
         impact: ImpactSpec = None
         if calibrate:
@@ -511,8 +517,10 @@ class TradeSimulator:
 
     def order(self) -> OrderSpec:
         """The order the inputs describe (raises ValueError naming a bad input)."""
-        return OrderSpec(self.instrument.value, self.side.value, self.quantity.value,
-                         self.unit.value, self.order_type.value, self.fee_tier.value)
+        # the input box is "quantity" whatever the unit: name it, not the API's wording
+        q = check_size(self.quantity.value, "quantity")
+        return OrderSpec(self.instrument.value, self.side.value, q, self.unit.value,
+                         self.order_type.value, self.fee_tier.value)
 
     def _estimate(self, inst: str) -> tuple[ACParams | None, str]:
         ev = self._last.get(inst)
@@ -583,6 +591,9 @@ class TradeSimulator:
             self.pipeline.flush_monitor()  # what the old pipeline measured is kept
         self.pipeline = None
         self._row = None
+        if not in_stream:
+            # a new order: its ticks the book could not fill are counted afresh
+            self._order_ticks = self._unfilled = 0
         order = self.order()
         inst = order.inst
         self.impact, self.impact_info = self._impact_params(inst)
@@ -618,6 +629,7 @@ class TradeSimulator:
         self.monitor = Monitor(resources=True, interval=self.monitor_interval)
         self._events = 0
         self._ticks = 0
+        self._order_ticks = self._unfilled = 0  # priced for the current order / not filled
         self._row: dict[str, Any] | None = None
         self._last: dict[str, Any] = {}
         self._hist: dict[str, deque] = {}
@@ -628,6 +640,11 @@ class TradeSimulator:
         self._meta_known = True
         self._estimate_pending = False
         self._estimated_ns = 0
+
+    def _count_fill(self, row: dict[str, Any]) -> None:
+        self._order_ticks += 1
+        if not row["complete"]:
+            self._unfilled += 1
 
     def _open(self) -> None:
         src = self.source_factory()
@@ -677,6 +694,7 @@ class TradeSimulator:
                 self._rebuild_safely(in_stream=True)
                 if self._row is not None:
                     self._ticks += 1  # the rebuild priced this tick
+                    self._count_fill(self._row)
                 else:
                     self.monitor.observe(ev)
                 return
@@ -690,6 +708,7 @@ class TradeSimulator:
             if row is not None:
                 self._row = row
                 self._ticks += 1
+                self._count_fill(row)
                 self._lat.append(ev.decode_ns + t1 - t0)
                 if p.counts["priced"] >= 100_000 and not p.history:
                     # the widget keeps its own numbers; bound the pipeline's table
@@ -871,6 +890,8 @@ class TradeSimulator:
             "impact_bps", "impact_quote", "net_bps", "net_quote", "maker_prob")}
         out["taker_prob"] = 1.0 - out["maker_prob"]
         out["complete"] = r.get("complete")
+        out["filled_share"] = float(r.get("filled_share", nan))
+        out["unfilled_ticks"], out["order_ticks"] = self._unfilled, self._order_ticks
         if self._lat:
             lat = np.fromiter(self._lat, dtype=np.int64, count=len(self._lat))
             p50, p99 = np.percentile(lat, [50, 99]) / 1e3
@@ -912,13 +933,35 @@ class TradeSimulator:
             state = self.state + (f" ({self.speed.value:.3g}x)" if self.paced else "")
             note = f" &middot; last notice: {_escape(self.notice)}" if self.notice else ""
             self.status.value = (f"<b>{state}</b> &middot; {self._events} events, "
-                                 f"{self._ticks} ticks priced{note}")
+                                 f"{self._ticks} ticks priced{note}{self._fill_note(out)}")
         if self.draw_charts and (charts or (charts is None and (
                 force or now - self._last_chart >= self._chart_gap))):
             self.draw()
             # charts take ~0.1 s: keep them under a fifth of the loop's time
             self._last_chart = time.monotonic()
             self._chart_gap = max(self.chart_every, 4 * (self._last_chart - now))
+
+    def _fill_note(self, out: dict[str, Any]) -> str:
+        """The status line's warning when the book could not fill the order: the costs shown
+        are then those of the part filled."""
+        if out["complete"] is not None and not out["complete"]:
+            return (' &middot; <span style="color:#c00;font-weight:bold">the book could not '
+                    f'fill the order at the last tick (filled share {out["filled_share"]:.3g}):'
+                    ' the costs shown are of the part filled; '
+                    f'{out["unfilled_ticks"]} of {out["order_ticks"]} ticks not fillable'
+                    '</span>')
+        if out["unfilled_ticks"]:
+            return (f' &middot; <span style="color:#c00">{out["unfilled_ticks"]} of '
+                    f'{out["order_ticks"]} ticks the book could not fill the order</span>')
+        return ""
+
+    @property
+    def fill_warning(self) -> str:
+        """The status line's warning about unfilled orders (plain text), "" when none."""
+        import re
+
+        return _unescape(re.sub(r"<[^>]+>", "", self._fill_note(self.outputs))).removeprefix(
+            " &middot; ").strip(" ·")
 
     def draw(self) -> None:
         """Render the price/spread and depth charts of the selected instrument."""
