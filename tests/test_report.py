@@ -290,3 +290,26 @@ def test_ac_frontier_risk_neutral_default_grid():
     assert len(ax.get_lines()) == 2  # curve and the lam = 0 point (which is the chosen one)
     # lam = 0 line: V = 1/3 sigma^2 X^2 T (1 - 1/N)(1 - 1/(2N)) = 224 (cost-models.md)
     assert math.isclose(ax.get_lines()[1].get_xdata()[0], math.sqrt(224.0))
+
+
+def test_ticks_the_book_could_not_fill_are_marked_and_left_out_of_the_means(tmp_path):
+    t = _table()
+    t["filled_share"] = [1.0, 0.5, 1.0]
+    t.loc[1, "complete"] = False  # the book filled half of the order at tick 1
+    fig = Figure()
+    top, bottom = fig.add_subplot(211), fig.add_subplot(212)
+    plot_costs(top, bottom, t)
+    labels = [ln.get_label() for ln in top.get_lines()]
+    # the mean is tick 0's alone (tick 2 has no book): 1 quote of mid 100 = 100 bps
+    assert "slippage (mean 100 bps, complete ticks)" in labels
+    assert "book could not fill the order (1 ticks)" in labels
+    assert "1 not fillable" in top.get_title()
+    assert bottom.get_xlabel() == "receive time (UTC)"
+    res = _result()
+    res.table = t
+    files = write_report(res, tmp_path / "r")
+    md = files["summary.md"].read_text()
+    assert ("**Unfilled orders:** 1 of 3 ticks (33.3 %) the book could not fill the order: "
+            "filled share p50 0.5; statistics below cover the 2 complete ticks.") in md
+    s = json.loads(files["summary.json"].read_text())
+    assert s["fills"]["incomplete"] == 1 and s["costs"]["net_bps"]["count"] == 1
