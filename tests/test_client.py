@@ -426,15 +426,72 @@ def test_a_refused_subscription_is_reported_and_the_rest_goes_on(emulator_factor
     emu = emulator_factory(market(), speed=10)
 
     async def body(client, s):
-        await wait_until(lambda: s.of("error") and s.of("synced"), 5, "error and sync")
+        await wait_until(lambda: s.of("refused") and s.of("synced"), 5, "refusal and sync")
         await asyncio.sleep(0.2)
+        # after a reconnect the refused one is not asked for again: reported once
+        emu.emulator.inject("drop", after=5)
+        await wait_until(lambda: s.of("reconnect"), 5, "reconnect")
+        await asyncio.sleep(0.3)
 
     s = run(session(emu, [("books", BTC_), ("books", "NOPE-USDT")], body))
     (err,) = s.of("error")
     assert err.data["code"] == "60018" and "NOPE-USDT" in err.detail
     assert err.data["op"] == "subscribe" and ["books", "NOPE-USDT"] in err.data["args"]
+    (ref,) = s.of("refused")  # the caller is told which stream, with OKX's words
+    assert (ref.channel, ref.inst, ref.data["code"]) == ("books", "NOPE-USDT", "60018")
+    assert "channel:books,instId:NOPE-USDT doesn't exist" in ref.data["msg"]
+    assert [(r["channel"], r["inst"], r["code"]) for r in s.client.refused] == [
+        ("books", "NOPE-USDT", "60018")]
+    assert s.client.connections == [[("books", BTC_)]]
+    assert len(s.of("connect")) == 2 and len(s.of("error")) == 1
     assert s.client.mode("books", "NOPE-USDT") == "await"  # no REST bootstrap of a bad arg
-    assert_continuous(replay(s.frames)[("books", BTC_)], BTC_)
+    book = replay(s.frames)[("books", BTC_)]  # one snapshot per connection, no gap
+    assert book.valid and book.stats.snapshots == 2 and book.stats.gaps == 0
+
+
+def test_a_subscribe_error_naming_no_argument_refuses_what_was_not_acked():
+    """A server that answers a two-argument subscribe with one ack and an error that names
+    nothing (and no id): after ``refusal_wait`` the unacked argument counts as refused."""
+    from websockets.asyncio.server import serve
+
+    async def handler(ws):
+        async for text in ws:
+            if text == "ping":
+                await ws.send("pong")
+                continue
+            req = orjson.loads(text)
+            if req.get("op") != "subscribe":
+                continue
+            good, _bad = req["args"]
+            await ws.send(orjson.dumps({"id": req["id"], "event": "subscribe", "arg": good,
+                                        "connId": "x"}).decode())
+            await ws.send(orjson.dumps({"id": req["id"], "event": "error", "code": "64003",
+                                        "msg": "Your trading fee tier doesn't meet the "
+                                               "requirement", "connId": "x"}).decode())
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            client = OkxClient([("trades", BTC_), ("trades", "ETH-USDT")],
+                               book_factory=L2Book, ws_url=f"ws://127.0.0.1:{port}/ws",
+                               refusal_wait=0.3, **{**FAST, "silence_s": 30.0})
+            events = []
+
+            async def consume():
+                async for item in client.stream():
+                    if isinstance(item, ClientEvent):
+                        events.append(item)
+
+            task = asyncio.create_task(consume())
+            await wait_until(lambda: client.refused, 3, "the refusal")
+            await client.close()
+            await asyncio.wait_for(task, 5)
+            return client, events
+
+    client, events = run(main())
+    assert [(r["channel"], r["inst"], r["code"]) for r in client.refused] == [
+        ("trades", "ETH-USDT", "64003")]
+    assert [e.inst for e in events if e.kind == "refused"] == ["ETH-USDT"]
 
 
 def test_a_slow_consumer_pauses_the_readers(emulator_factory):

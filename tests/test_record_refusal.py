@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from simlab.emulator.testing import RandomMarket, run
+from simlab.emulator import Fault, FaultSpec
+from simlab.emulator.testing import RandomMarket, ScriptedMarket, run
 from simlab.store import Recording, verify
-from simlab.store.recorder import Recorder
+from simlab.store.recorder import Recorder, RefusedError
 from simlab.store.status import format_status
 
 INSTS = ["BTC-USDT", "ETH-USDT"]
@@ -198,3 +199,49 @@ def test_a_disconnect_that_missed_nothing_is_proven_lossless(emulator_factory, t
     rep = verify(out)
     assert rep.ok, rep.problems
     assert any("resumed with nothing missed" in w for w in rep.warnings), rep.warnings
+
+
+def _record(emu, out, subs, seconds: float, **options):
+    async def main():
+        rec = Recorder(out, subs, ws_url=emu.ws_url, rest_url=emu.rest_url, rotate=0.3,
+                       **{**FAST, **options})
+        task = asyncio.create_task(rec.run())
+        await rec.until(lambda: rec.events > 0, what="start")
+        await asyncio.sleep(seconds)
+        rec.stop("test done")
+        return await task
+
+    return run(main(), timeout=30)
+
+
+def test_a_requested_stream_that_never_arrived_fails_verify(emulator_factory, tmp_path):
+    # a market with a book and no trade at all: the trades stream is subscribed, never fed
+    market = ScriptedMarket({"BTC-USDT": ([["100", "1", "1"]], [["101", "2", "1"]])})
+    emu = emulator_factory(market, speed=10)
+    out = tmp_path / "rec"
+    _record(emu, out, [("books", "BTC-USDT"), ("trades", "BTC-USDT")], 0.5)
+    m = Recording(out).manifest
+    assert m["requested"] == [{"channel": "books", "inst": "BTC-USDT"},
+                              {"channel": "trades", "inst": "BTC-USDT"}]
+    assert "trades" not in m["channels"] and m["live"]["refused"] == []
+    rep = verify(out)
+    assert rep.problems == ["trades BTC-USDT: requested, no messages arrived"]
+
+
+def test_a_book_that_never_became_valid_fails_verify(emulator_factory, tmp_path):
+    # no in-band snapshot and every REST bootstrap fails: updates, but never a book
+    emu = emulator_factory(RandomMarket(seed=5, rate=300, instruments=["BTC-USDT"]),
+                           speed=10, snapshot=False,
+                           faults=(FaultSpec(Fault.REST_ERROR, count=10**6),))
+    out = tmp_path / "rec"
+    _record(emu, out, [("books", "BTC-USDT")], 1.5)
+    rep = verify(out)
+    assert "books BTC-USDT: requested" in "".join(rep.problems)
+    assert any(p.endswith("messages but never a valid book (no snapshot)")
+               for p in rep.problems), rep.problems
+
+
+def test_every_subscription_refused_fails_even_with_allow_partial(emu, tmp_path):
+    with pytest.raises(RefusedError, match="every subscription was refused"):
+        _record(emu, tmp_path / "rec", [("books", "BTC-USTD"), ("books", "ETH-USTD")], 2.0,
+                allow_partial=True)
