@@ -379,3 +379,19 @@ def test_replay_and_sweep_use_a_trained_slippage_model(tilted, tmp_path, capsys)
     row = r.table.iloc[0]
     assert row["status"] == "ok" and row["p_slippage_model"] == str(slip)
     assert math.isfinite(row["slippage_model_bps_mean"])
+
+
+def test_the_dashboard_warns_about_a_model_used_outside_its_range(tilted, trained):
+    """The simulator builds the same pipeline: the warning reaches it without its help."""
+    import warnings
+
+    from simlab.widgets.simulator import TradeSimulator
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        sim = TradeSimulator.from_recording(tilted[0.9], speed=None, calibrate=False,
+                                            charts=False, model=trained[0.9].model,
+                                            quantity=1.0, unit="base", order_type="limit")
+        assert sim.run_events(400) == 400
+    size = [m for m in _range_warnings(w) if "'order_size'" in m]
+    assert len(size) == 1 and "= 1 is outside its training range [0.01, 0.01]" in size[0]
