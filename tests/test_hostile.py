@@ -580,6 +580,7 @@ def test_hostile_corpus_live_is_recorded_as_malformed(emulator_factory, tmp_path
     m = Recording(out).manifest
     assert m["complete"] and not m.get("error"), m.get("error")
     assert result.frames > len(corpus)
+    assert result.malformed == len(corpus) and f"{len(corpus)} malformed" in result.summary()
     assert m["malformed"]["count"] == len(corpus)
     assert sorted(_stored_malformed(out)) == sorted(corpus)
     rep = verify(out)

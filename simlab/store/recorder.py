@@ -118,6 +118,8 @@ class RecordResult:
     #: Subscriptions the server refused (with ``allow_partial``), as in ``live.refused``.
     refused: list[dict[str, Any]] = field(default_factory=list)
     outages: int = 0
+    #: Frames stored as malformed (the manifest's ``malformed.count``).
+    malformed: int = 0
 
     def summary(self) -> str:
         refused = "".join(f"; REFUSED {r['channel']} {r['inst']} ({r['code']} {r['msg']})"
@@ -126,7 +128,8 @@ class RecordResult:
                 f"{self.stop_reason}): {self.files} files, {self.bytes / 2**20:.1f} MB, "
                 f"{self.breaks} breaks, {self.disconnects} disconnects "
                 f"({self.missing_s:.1f} s missing), {self.outages} outages, {self.dropped} "
-                f"frames dropped{refused}; log {Path(self.path) / RECORD_LOG}")
+                f"frames dropped, {self.malformed} malformed{refused}; log "
+                f"{Path(self.path) / RECORD_LOG}")
 
 
 class _Queue:
@@ -552,7 +555,9 @@ class Recorder:
                             round(time.monotonic() - self._t0, 3), self._stop_reason,
                             s["breaks"], s["disconnects"], s["missing_s"],
                             {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())},
-                            self.monitor, list(self.refused), self.outages.count)
+                            self.monitor, list(self.refused), self.outages.count,
+                            self.writer.manifest["malformed"]["count"]
+                            if self.writer is not None else 0)
 
     # -- loop side: client -> queue ---------------------------------------------------------
     async def _consume(self, client: OkxClient) -> None:
