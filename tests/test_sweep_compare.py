@@ -66,7 +66,8 @@ def test_pivot_values_and_error_rows_left_out():
     assert list(p.index) == [1000.0, 5000.0, 20000.0]  # 1e6 failed: no row
     assert list(p.columns) == ["buy", "sell"]
     np.testing.assert_array_equal(p.to_numpy(), [[1, 2], [5, 6], [20, 21]])
-    p90 = pivot(results(), index="side", columns="notional", value="net_bps_p90")
+    p90 = pivot(results(), index="side", columns="notional", values="net_bps_p90")
+    assert p90.equals(pivot(results(), index="side", columns="notional", value="net_bps_p90"))
     assert p90.loc["sell", 5000.0] == 8.0
 
 
@@ -85,9 +86,9 @@ def test_unknown_columns_are_named():
     with pytest.raises(SweepResultsError, match=r"unknown column 'sigma' for index: results "
                                                 r"has parameters \['recording', 'inst'"):
         pivot(results(), index="sigma", columns="side")
-    with pytest.raises(SweepResultsError, match=r"unknown column 'net_bps_p95' for value: "
+    with pytest.raises(SweepResultsError, match=r"unknown column 'net_bps_p95' for values: "
                                                 r"results has metrics \['ticks', 'net_bps_mean'"):
-        pivot(results(), "side", "notional", value="net_bps_p95")
+        pivot(results(), "side", "notional", values="net_bps_p95")
     with pytest.raises(TypeError, match="results must be a pandas DataFrame"):
         pivot([{"a": 1}], "a", "b")
 

@@ -71,20 +71,30 @@ def varying(results: pd.DataFrame) -> list[str]:
 
 
 def pivot(results: pd.DataFrame, index: str | Sequence[str], columns: str | Sequence[str],
-          value: str = "net_bps_mean", agg: str | Callable = "mean") -> pd.DataFrame:
-    """``value`` of the ok cells as a table: ``index`` down, ``columns`` across, cells that
-    fall together combined with ``agg`` (a pandas aggregation name or function).
+          values: str = "net_bps_mean", agg: str | Callable = "mean", *,
+          value: str | None = None) -> pd.DataFrame:
+    """``values`` of the ok cells as a table: ``index`` down, ``columns`` across, cells that
+    fall together combined with ``agg`` (a pandas aggregation name or function). The
+    names are pandas' (``DataFrame.pivot(index=, columns=, values=)``); ``value`` is an
+    older alias of ``values``.
 
     >>> pivot(_example(), index="notional", columns="side")  # doctest: +NORMALIZE_WHITESPACE
     p_side       buy  sell
     p_notional
     1000.0       1.5   2.0
     10000.0      3.0   4.5
+    >>> pivot(_example(), index="side", columns="notional", values="net_bps_p90").shape
+    (2, 2)
     """
+    if value is not None:
+        if values not in ("net_bps_mean", value):
+            raise SweepResultsError(f"give values= or its alias value=, not both "
+                                    f"({values!r}, {value!r})")
+        values = value
     ok = _ok(results)
     idx = [_col(ok, c, "index") for c in _names(index, "index")]
     cols = [_col(ok, c, "columns") for c in _names(columns, "columns")]
-    val = _metric(ok, value, "value")
+    val = _metric(ok, values, "values")
     try:
         return pd.pivot_table(ok, index=idx[0] if len(idx) == 1 else idx,
                               columns=cols[0] if len(cols) == 1 else cols, values=val,
@@ -171,11 +181,11 @@ def heatmap(results: pd.DataFrame, x: str, y: str, value: str = "net_bps_mean",
     >>> [t.get_text() for t in ax.texts]
     ['1.5', '3', '2', '4.5*\\nfilled 25%']
     """
-    table = pivot(results, index=y, columns=x, value=value, agg=agg)
+    table = pivot(results, index=y, columns=x, values=value, agg=agg)
     data = table.to_numpy(dtype=float)
     share = None
     if "complete_share" in results.columns:
-        share = (pivot(results, index=y, columns=x, value="complete_share", agg="min")
+        share = (pivot(results, index=y, columns=x, values="complete_share", agg="min")
                  .reindex(index=table.index, columns=table.columns).to_numpy(dtype=float))
     ax = _axes(ax)
     im = ax.imshow(np.ma.masked_invalid(data), origin="lower", aspect="auto", cmap=cmap)
