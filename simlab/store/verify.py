@@ -15,7 +15,10 @@ Live recordings (``simlab record``) hold REST order-book snapshots as frames wit
 while it resynced a stream ("stale": received before the snapshot it resynced from, listed
 as ``stale_arrivals`` of its ``synced``/``resync_done`` events): those are counted as
 ``stale``, not as updates without a snapshot. The recorder's own account of the feed
-(disconnects, resyncs, frames it had to drop) is read from the manifest's ``live`` section.
+(disconnects, resyncs, frames it had to drop) is read from the manifest's ``live`` section;
+every stream it was asked for (``requested``) must have arrived (messages, and a valid book
+on a book channel), and a refused subscription, an outage (``live.outages``) or a
+disconnect that the client could not prove lossless (``resumed`` verdicts) is a problem.
 
 A recording is OK when no checksum fails, no gap is found, no update arrives without a
 snapshot, no book message is rejected, files and arrivals are consistent, no unlisted file
