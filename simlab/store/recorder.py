@@ -687,7 +687,8 @@ class Recorder:
             log.warning("%s; recording the other streams (--allow-partial)", what)
         else:
             log.error("%s", what)
-            self.stop(f"subscription refused: {r['channel']} {r['inst']} ({r['code']})")
+            if not self._stop.is_set():  # several refusals come at once: one stop
+                self.stop(f"subscription refused: {r['channel']} {r['inst']} ({r['code']})")
 
     def _check_outages(self) -> None:
         for o in self.outages.check(self._clock()):
