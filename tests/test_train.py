@@ -395,3 +395,29 @@ def test_the_dashboard_warns_about_a_model_used_outside_its_range(tilted, traine
         assert sim.run_events(400) == 400
     size = [m for m in _range_warnings(w) if "'order_size'" in m]
     assert len(size) == 1 and "= 1 is outside its training range [0.01, 0.01]" in size[0]
+
+
+def test_a_sweep_row_flags_a_model_used_outside_its_range(tilted, trained, tmp_path, capsys):
+    import warnings
+
+    model = trained[0.9].save(tmp_path / "mt.json")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"insts: [BTC-USDT]\ngrid:\n  quantity: [{QTY}, 1.0]\n"
+                    f"fixed:\n  order_type: limit\n  impact: none\n  maker_taker_model: {model}\n"
+                    "  end: '2026-01-01T00:02:00Z'\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(["sweep", str(tilted[0.9]), "--grid", str(grid), "--out",
+                     str(tmp_path / "out"), "--executor", "inline", "--no-progress",
+                     "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    from simlab.sweep import load_results
+
+    t = load_results(tmp_path / "out").set_index("p_quantity")
+    big = "maker_taker_model: order_size = 1 is outside its training range [0.01, 0.01] "\
+        "(100.00% of the ticks)"
+    assert big in t.loc[1.0, "model_warning"]
+    # at its own size only the odd extreme tick shows, never the size
+    assert "order_size" not in (t.loc[QTY, "model_warning"] or "")
+    assert {w["cell"] for w in s["model_warnings"] if big in w["warning"]} == {
+        t.loc[1.0, "cell"]}

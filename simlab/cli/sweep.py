@@ -135,7 +135,12 @@ def _sweep_summary(spec, res, top: int, include_incomplete: bool = False) -> dic
                                              "incomplete_ticks", "ticks"]),
             "failed_cells": [{"cell": r["cell"], "recording": r["recording"],
                               "inst": r["inst"], "error": r["error"]}
-                             for r in bad.to_dict("records")]}
+                             for r in bad.to_dict("records")],
+            # trained models used beyond what they can stand behind (sweep/run.py)
+            "model_warnings": [{"cell": r["cell"], "inst": r["inst"],
+                                "warning": r["model_warning"]}
+                               for r in t.to_dict("records")
+                               if isinstance(r.get("model_warning"), str)]}
 
 
 def _format_sweep(s: dict) -> str:
@@ -165,6 +170,12 @@ def _format_sweep(s: dict) -> str:
                          f"  {r['cell']} {par}")
         if len(short) > 10:
             lines.append(f"  ... and {len(short) - 10} more")
+    warned = s.get("model_warnings") or []
+    if warned:
+        lines.append(f"model warnings in {len(warned)} cell(s) (column model_warning):")
+        lines += [f"  {w['cell']} {w['inst']}: {w['warning']}" for w in warned[:10]]
+        if len(warned) > 10:
+            lines.append(f"  ... and {len(warned) - 10} more")
     if s["failed_cells"]:
         lines.append(f"failed cells ({len(s['failed_cells'])}; a re-run retries them):")
         lines += [f"  {f['cell']} {f['inst']} {f['recording']}: {f['error']}"

@@ -2,7 +2,9 @@
 
 :func:`run_cell` is a pure function of its :class:`~simlab.sweep.spec.Cell` (so any
 executor, in any process, gives the same row, ``seconds`` apart); it never raises for a bad
-cell, it returns an ``"error"`` row naming the error. Impact calibration, the slow part, is
+cell, it returns an ``"error"`` row naming the error. A cell whose trained model is marked
+weak, or was fed inputs outside its training range, is ``"ok"`` with a ``model_warning``
+saying so. Impact calibration, the slow part, is
 done once per (recording, instrument, channel, contract value) per process and reused.
 
 :func:`run_sweep` runs the cells of a spec that are not done yet on an executor and writes
@@ -56,7 +58,8 @@ _ARROW = {"str": pa.string(), "time": pa.string(), "float": pa.float64(), "int":
 #: The schema of every result row (and of every ``out/cells`` file).
 RESULT_SCHEMA = pa.schema(
     [("cell", pa.string()), ("status", pa.string()), ("error", pa.string()),
-     ("simlab_version", pa.string()), ("recording", pa.string()), ("inst", pa.string())]
+     ("model_warning", pa.string()), ("simlab_version", pa.string()),
+     ("recording", pa.string()), ("inst", pa.string())]
     + [(f"p_{k}", _ARROW[p.kind]) for k, p in PARAMS.items()]
     + [(m, pa.int64() if m in COUNT_METRICS else pa.float64()) for m in METRICS]
     + [("seconds", pa.float64())])
@@ -157,7 +160,8 @@ def _model(path: str) -> Any:
 
 
 def _price(cell: Cell) -> pd.DataFrame:
-    """The per-tick table of one cell: what ``simlab replay`` computes for these params."""
+    """The per-tick table of one cell (what ``simlab replay`` computes for these params) and
+    its ``model_warning``."""
     from simlab.models.fees import FeeRates
     from simlab.sim.order import OrderSpec, order_size
     from simlab.sim.run import impact_params, price_recording
@@ -181,15 +185,31 @@ def _price(cell: Cell) -> pd.DataFrame:
                      "epsilon": cal.epsilon, **given}
         impact, _ = impact_params(cell.recording, order, T=p["T"], N=p["N"], lam=p["lam"],
                                   channel=p["channel"], overrides=given)
-    res, _ = price_recording(cell.recording, order, channel=p["channel"], start=p["start"],
+    res, info = price_recording(cell.recording, order, channel=p["channel"], start=p["start"],
                              end=p["end"], impact=impact, model=model, ct_val=p["ct_val"],
                              slippage_model=slip, time_basis=p["time_basis"])
-    return res.table
+    return res.table, _model_warning({"maker_taker_model": model, "slippage_model": slip},
+                                     info)
+
+
+def _model_warning(models: dict[str, Any], info: dict[str, Any]) -> str | None:
+    """What a cell's trained models cannot stand behind: a model marked weak, inputs
+    outside a model's training range (the row's ``model_warning``; None when nothing)."""
+    from simlab.models.ranges import weak_reason
+
+    parts = [f"{k} is marked weak ({weak_reason(m)})" for k, m in models.items()
+             if m is not None and weak_reason(m)]
+    for key, found in info.get("outside_training_range", {}).items():
+        parts += [f"{key}: {name} = {f['value']:.6g} is outside its training range "
+                  f"[{f['min']:.6g}, {f['max']:.6g}] ({f['share']:.2%} of the ticks)"
+                  for name, f in found.items()]
+    return "; ".join(parts) or None
 
 
 def base_row(cell: Cell) -> dict[str, Any]:
     """The identifying part of a cell's row: id, version, recording, inst, ``p_*``."""
-    return {"cell": cell.id, "status": "ok", "error": None, "simlab_version": __version__,
+    return {"cell": cell.id, "status": "ok", "error": None, "model_warning": None,
+            "simlab_version": __version__,
             "recording": cell.recording, "inst": cell.inst,
             **{f"p_{k}": v for k, v in cell.params.items()}}
 
@@ -215,8 +235,8 @@ def run_cell(cell: Cell, keep_ticks: bool = False) -> dict[str, Any]:
     """
     t0 = perf_counter()
     try:
-        table = _price(cell)
-        row = {**base_row(cell), **metrics(table)}
+        table, warning = _price(cell)
+        row = {**base_row(cell), "model_warning": warning, **metrics(table)}
     except Exception as e:
         return error_row(cell, e, perf_counter() - t0)
     row["seconds"] = perf_counter() - t0
