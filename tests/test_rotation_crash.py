@@ -190,3 +190,23 @@ def test_sigkilled_recorder_process(tmp_path, wire, step, nth):
                           capture_output=True, timeout=60, env={**os.environ})
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     check_crashed(tmp_path / "r", step, (len(first), len(first) + len(second)))
+
+
+def test_a_reader_completing_a_commit_does_not_break_the_writer(tmp_path, wire):
+    # a Recording opened while the writer is between its manifest and its renames (a live
+    # recording read in place) renames the files itself; the writer must carry on
+    first, second = batches(wire)
+    opened: list[Recording] = []
+
+    def hook(step):
+        if step == "manifest-written" and not opened:
+            opened.append(Recording(tmp_path / "r"))
+
+    w = scenario(tmp_path / "r", first, second, rotating=True, hook=hook)
+    assert opened and opened[0].recovered  # the reader did the renames
+    w.close()
+    rec = Recording(tmp_path / "r")
+    assert rec.recovered == [] and rec.manifest["complete"]
+    assert simlab_arrivals(rec, "raw") == pandas_arrivals(tmp_path / "r", "raw")
+    assert sum(pandas_arrivals(tmp_path / "r", "raw").values()) == len(first) + len(second)
+    assert verify(tmp_path / "r").ok

@@ -37,9 +37,10 @@ _SHOWN_NAMES = 20
 log = logging.getLogger("simlab.store")
 
 
-class UnknownStreamError(ValueError):
+class UnknownStreamError(RecordingError, ValueError):
     """A channel or instrument filter names something the recording does not hold; the
-    message names what it does hold.
+    message names what it does hold. A ``ValueError`` (a bad argument) and a
+    :class:`RecordingError` (so the CLI reports it as an error, exit 2, not a traceback).
 
     >>> raise UnknownStreamError("instrument 'BTC-UDST' is not in rec")
     Traceback (most recent call last):
