@@ -5,14 +5,18 @@ the columnar path agreeing with it message for message."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simlab.book import L2Book
 from simlab.book.batch import rebuild_books
+from simlab.cli import main as cli
 from simlab.feed import FrameDecoder, ReplayError, ReplaySource, to_ns
+from simlab.feed.source import fmt_ns
 from simlab.feed.tables import book_messages, validity_from_breaks
 from simlab.store import Recording, RecordingWriter
 from simlab.store.verify import verify
@@ -304,3 +308,36 @@ def test_columnar_run_filters_on_the_same_clock(late_recording):
     assert recv["ts_ms"].tolist() == ts[11:21]
     with pytest.raises(ReplayError, match="time_basis must be"):
         CostPipeline(order).run_recording(late_recording, start=start, time_basis="ts")
+
+
+def _find(d, key):
+    """The value of ``key`` anywhere in a nested JSON document."""
+    if isinstance(d, dict):
+        if key in d:
+            return d[key]
+        d = list(d.values())
+    if isinstance(d, list):
+        for v in d:
+            if (found := _find(v, key)) is not None:
+                return found
+    return None
+
+
+def test_train_samples_on_the_exchange_clock_by_default(late_recording, tmp_path, capsys):
+    ts = _book_ts(late_recording)
+    start, end = ts[5] * 10**6, ts[35] * 10**6
+    out, data = tmp_path / "m.json", tmp_path / "d.parquet"
+    args = ["train", "slippage", str(late_recording), "--inst", "BTC-USDT", "--every",
+            "100ms", "--notionals", "1000,5000,20000", "--allow-weak", "--out", str(out),
+            "--start", fmt_ns(start), "--end", fmt_ns(end)]
+    assert cli([*args, "--dataset", str(data)]) == 0
+    capsys.readouterr()
+    d = pd.read_parquet(data)
+    assert d["ts_ms"].min() == ts[5] and d["ts_ms"].max() == ts[35]
+    assert _find(json.loads(out.read_text()), "time_range") == {
+        "time_basis": "exchange", "start": fmt_ns(start) + " (exchange time)",
+        "end": fmt_ns(end) + " (exchange time)"}
+    # the same times on the receive clock are before the recording: a clear error
+    assert cli([*args, "--time-basis", "recv"]) == 2
+    err = capsys.readouterr().err
+    assert "no moment sampled in" in err and "(receive time)" in err

@@ -33,6 +33,13 @@ def add(sub) -> None:
                        help="history window of trade flow, OFI, volatility (default 5s)")
         q.add_argument("--depth-levels", type=int, default=5, metavar="N",
                        help="levels counted as depth (default 5)")
+        q.add_argument("--start", help="first moment to sample (ISO 8601, UTC; on the "
+                       "--time-basis clock)")
+        q.add_argument("--end", help="last moment to sample (ISO 8601, UTC; on the "
+                       "--time-basis clock; a label may look past it by the horizon)")
+        q.add_argument("--time-basis", default="exchange", choices=["exchange", "recv"],
+                       help="clock of --start/--end: exchange (default: the time the "
+                       "exchange stamped, what simlab verify prints) or recv (receive time)")
         q.add_argument("--test-fraction", type=float, default=0.3, metavar="F",
                        help="latest share of the data held out (default 0.3)")
         q.add_argument("--features", type=csv_list, metavar="A,B", help="subset of the features")
@@ -76,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         params = FeatureParams(lookback_ms=round(args.lookback * 1000),
                                depth_levels=args.depth_levels)
         common = dict(every_s=args.every, params=params, test_fraction=args.test_fraction,
-                      channel=args.channel, ct_val=args.ct_val)
+                      channel=args.channel, ct_val=args.ct_val, start=args.start,
+                      end=args.end, time_basis=args.time_basis)
         if args.features:
             common["features"] = tuple(args.features)
         if args.kind == "maker-taker":

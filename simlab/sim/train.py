@@ -28,8 +28,14 @@ import numpy as np
 import pandas as pd
 
 from simlab.book.batch import Order, rebuild_books
-from simlab.feed.replay import ReplayError, open_recordings
-from simlab.feed.source import fmt_ns
+from simlab.feed.replay import (
+    CLOCKS,
+    ReplayError,
+    check_time_basis,
+    fmt_time,
+    open_recordings,
+)
+from simlab.feed.source import fmt_ns, to_ns
 from simlab.models.fill_features import FILL_FEATURES, FeatureParams
 from simlab.models.logistic import LogisticFillModel, fit_time_split
 from simlab.models.metrics import classification_metrics, pinball_loss, reliability_curve
@@ -107,7 +113,52 @@ class TrainResult:
 def _span(df: pd.DataFrame) -> dict[str, Any]:
     t = df["ts_ms"]
     return {"first_ts_ms": int(t.min()), "last_ts_ms": int(t.max()),
-            "first": fmt_ns(int(t.min()) * 1_000_000), "last": fmt_ns(int(t.max()) * 1_000_000)}
+            "first": fmt_time(int(t.min()) * 1_000_000, "exchange"),
+            "last": fmt_time(int(t.max()) * 1_000_000, "exchange")}
+
+
+def in_time_range(df: pd.DataFrame, start: Any = None, end: Any = None,
+                  time_basis: str = "exchange") -> pd.DataFrame:
+    """The rows of a training dataset sampled in ``[start, end]`` on the clock
+    ``time_basis`` (``"exchange"``: their ``ts_ms``; ``"recv"``: their ``recv_ns``);
+    ReplayError naming the range and the clock when none is. A label may look past ``end``
+    (the fill horizon): only the sampled moments are selected.
+
+    >>> d = pd.DataFrame({"ts_ms": [1000, 2000, 3000], "recv_ns": [4 * 10**9, 5 * 10**9,
+    ...                                                       6 * 10**9]})
+    >>> in_time_range(d, start=2 * 10**9)["ts_ms"].tolist()
+    [2000, 3000]
+    >>> in_time_range(d, end=5 * 10**9, time_basis="recv")["ts_ms"].tolist()
+    [1000, 2000]
+    """
+    check_time_basis(time_basis)
+    lo, hi = to_ns(start, "start"), to_ns(end, "end")
+    if lo is None and hi is None:
+        return df
+    if lo is not None and hi is not None and hi < lo:
+        raise ReplayError(f"end ({fmt_time(hi, time_basis)}) is before start "
+                          f"({fmt_time(lo, time_basis)})")
+    t = (df["ts_ms"].to_numpy(np.int64) * 1_000_000 if time_basis == "exchange"
+         else df["recv_ns"].to_numpy(np.int64))
+    keep = np.ones(len(df), bool)
+    if lo is not None:
+        keep &= t >= lo
+    if hi is not None:
+        keep &= t <= hi
+    if not keep.any():
+        span = (f"{fmt_ns(int(t.min()))} .. {fmt_ns(int(t.max()))}" if len(t) else "nothing")
+        raise ReplayError(f"no moment sampled in {fmt_ns(lo)} .. {fmt_ns(hi)} "
+                          f"({CLOCKS[time_basis]}): the samples span {span}")
+    out = df[keep]
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _range_info(start: Any, end: Any, time_basis: str) -> dict[str, Any]:
+    lo, hi = to_ns(start, "start"), to_ns(end, "end")
+    return {"time_basis": time_basis,
+            "start": None if lo is None else fmt_time(lo, time_basis),
+            "end": None if hi is None else fmt_time(hi, time_basis)}
 
 
 def _rec_names(recs: list[Any]) -> list[str]:
@@ -121,8 +172,10 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
                       power: float = 1.0, features: tuple[str, ...] = FILL_FEATURES,
                       params: FeatureParams | None = None, test_fraction: float = 0.3,
                       C: float = 1.0, channel: str = "books", ct_val: float | None = None,
-                      progress: bool = False) -> TrainResult:
-    """Label, split in time order, fit and evaluate the logistic maker/taker model.
+                      progress: bool = False, start: Any = None, end: Any = None,
+                      time_basis: str = "exchange") -> TrainResult:
+    """Label, split in time order, fit and evaluate the logistic maker/taker model, on the
+    moments sampled in ``[start, end]`` (clock ``time_basis``, see :func:`in_time_range`).
 
     The order: ``quantity`` (base) or ``notional`` (quote) posted at the best price,
     ``side`` buy, sell or both. ``horizon_s``: the fill horizon ``H``; ``every_s``: the
@@ -142,6 +195,7 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
     df = fill_dataset(recs, inst, quantity=quantity, notional=notional, horizon_s=horizon_s,
                       every_s=every_s, side=side, queue=queue, power=power, params=params,
                       channel=channel, ct_val=ct_val, progress=progress)
+    df = in_time_range(df, start, end, time_basis)
     reasons = dict(df.attrs.get("reasons", {}))
     labelled = df[df["label"] >= 0]
     finite = np.isfinite(labelled[list(features)].to_numpy()).all(axis=1)
@@ -165,7 +219,8 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
         "order": {"quantity": quantity, "notional": notional},
         "feature_params": params.as_dict(), "tick_size": tick,
         "training": {"recordings": _rec_names(recs), **_span(train_rows),
-                     "rows": len(train_rows), "ranges": ranges},
+                     "rows": len(train_rows), "ranges": ranges,
+                     "time_range": _range_info(start, end, time_basis)},
         "labels": {"sampled": len(df), "labelled": len(labelled),
                    "missing_features": int((~finite).sum()), "reasons": reasons},
     }
@@ -178,7 +233,7 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
     test_rows = use[use["ts_ms"] >= split.split_time]
     metrics = {"train_rows": len(split.y_train), "test_rows": len(split.y_test),
                "train_rate": base, "test_rate": m["rate"],
-               "split": fmt_ns(int(split.split_time) * 1_000_000),
+               "split": fmt_time(int(split.split_time) * 1_000_000, "exchange"),
                **{k: m[k] for k in ("log_loss", "base_log_loss", "log_loss_skill", "brier",
                                     "base_brier", "brier_skill", "auc")},
                "test": _span(test_rows)}
@@ -269,7 +324,8 @@ def slippage_dataset(recordings: Any, inst: str, *, side: str = "buy",
             slip = ((avg - mid) if buy else (mid - avg)) / mid * 1e4
             ok = (rem <= fb * 1e-12) & np.isfinite(slip)
             parts.append(pd.DataFrame({
-                "rec": r, "ts_ms": bk.ts_ms[at], "notional": float(n),
+                "rec": r, "ts_ms": bk.ts_ms[at], "recv_ns": paths.recv_ns[at],
+                "notional": float(n),
                 "size_rel_depth": fb / taken_depth,
                 "spread_bps": (bk.ask[at] - bk.bid[at]) / mid * 1e4,
                 "volatility_bps": f["volatility_bps"],
@@ -288,9 +344,12 @@ def train_slippage(recordings: Any, inst: str, *, side: str = "buy",
                    features: tuple[str, ...] = SLIPPAGE_FEATURES,
                    params: FeatureParams | None = None, test_fraction: float = 0.3,
                    max_rows: int = 50_000, channel: str = "books",
-                   ct_val: float | None = None, progress: bool = False) -> TrainResult:
+                   ct_val: float | None = None, progress: bool = False, start: Any = None,
+                   end: Any = None, time_basis: str = "exchange") -> TrainResult:
     """Fit the slippage regression (linear mean and quantiles) and report coverage out of
-    sample: the share of later (test) slippages at or below each predicted quantile.
+    sample: the share of later (test) slippages at or below each predicted quantile. Only
+    the moments sampled in ``[start, end]`` (clock ``time_basis``, see
+    :func:`in_time_range`) are used.
 
     >>> r = train_slippage("rec", "BTC-USDT", side="buy")           # doctest: +SKIP
     >>> r.curve                                                     # doctest: +SKIP
@@ -304,6 +363,7 @@ def train_slippage(recordings: Any, inst: str, *, side: str = "buy",
     recs = open_recordings(recordings)
     df = slippage_dataset(recs, inst, side=side, notionals=notionals, every_s=every_s,
                           params=params, channel=channel, ct_val=ct_val, progress=progress)
+    df = in_time_range(df, start, end, time_basis)
     df = df[np.isfinite(df[list(features)].to_numpy()).all(axis=1)]
     if len(df) < 50:
         raise ReplayError(f"only {len(df)} usable slippage samples: record longer or sample "
@@ -319,7 +379,7 @@ def train_slippage(recordings: Any, inst: str, *, side: str = "buy",
             "notionals": sorted({float(n) for n in df["notional"]}),
             "feature_params": params.as_dict(),
             "training": {"recordings": _rec_names(recs), **_span(train),
-                         "rows": len(train),
+                         "rows": len(train), "time_range": _range_info(start, end, time_basis),
                          "ranges": value_ranges({**{f: train[f] for f in features},
                                                  "notional": train["notional"]})}}
     model = SlippageRegression.fit(train[list(features)], train["slippage_bps"].to_numpy(),
