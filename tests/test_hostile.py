@@ -588,3 +588,37 @@ def test_hostile_corpus_live_is_recorded_as_malformed(emulator_factory, tmp_path
     # the subscribed book went on, undisturbed
     st = rep.channels["books"]["instruments"]["BTC-USDT"]
     assert st["gaps"] == st["rejected"] == 0 and st["snapshots"] >= 1
+
+
+# -- the feed decoder (live and replay) -------------------------------------------------
+def test_the_feed_decoder_takes_the_corpus_on_any_stream():
+    from simlab.feed import FrameDecoder
+    from simlab.okx.frames import RawFrame
+
+    d = FrameDecoder()
+    for i, f in enumerate(HOSTILE + NOT_UTF8):
+        for ch, inst in (("_malformed", "_none"), ("books", "HOSTILE-X"), ("trades", "BTC-USDT"),
+                         ("_event", "_none")):
+            events = d.decode(RawFrame(i, 10**18 + i, 0, ch, inst, f))
+            # a notice, or a book that the frame leaves invalid
+            whats = {getattr(e, "what", e.kind) for e in events if not getattr(e, "valid", False)}
+            assert ch == "_event" or whats & {"malformed", "rejected", "no_snapshot", "book"}, (
+                ch, f[:100], events)
+
+
+def test_a_stored_bad_book_frame_invalidates_the_book_in_replay_as_in_verify(tmp_path, wire):
+    from simlab.feed import FrameDecoder
+
+    feed = wire.BookFeed("X")
+    snap = feed.snapshot([wire.lv("1", "1")], [wire.lv("2", "1")])
+    bad = feed.update([wire.lv("1", "2")], []).replace(b'["1","2"', b'["one","2"')
+    frames = [snap, bad]
+    out = tmp_path / "r"
+    with RecordingWriter(out, {"importer": "test"}) as w:
+        for i, f in enumerate(frames):
+            w.add(f, 10**18 + i)
+    assert verify(out).channels["books"]["instruments"]["X"]["rejected"] == 1
+    d = FrameDecoder()
+    events = [e for f in Recording(out).iter_raw() for e in d.decode(f)]
+    assert [getattr(e, "what", e.kind) for e in events] == ["book", "rejected", "book"]
+    assert events[0].valid and not events[-1].valid

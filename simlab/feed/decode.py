@@ -7,7 +7,11 @@ apply (sequence chain, checksum when the feed sends one, REST-snapshot splicing)
 the live source and the raw replay run this same code on the same frames, they produce the
 same events, and so the same pipeline results.
 
-Bad frames never raise: a frame that cannot be parsed becomes a ``malformed`` notice.
+Bad frames never raise: a frame that cannot be parsed becomes a ``malformed`` notice. A
+frame a recording stores as malformed (``_malformed``) that does parse, a book push whose
+levels the book refuses or a trade whose numbers are bad, is decoded as what it is, as the
+live decoder saw it on its own stream: the book is refused (``rejected``, then invalid), the
+trade is a ``malformed`` notice. So replay agrees with ``simlab verify`` and with live.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from typing import Any
 
 from simlab.okx.frames import RawFrame
 from simlab.okx.messages import OkxParseError, TradeMsg, is_book
-from simlab.okx.normalize import WIRE_WS, parse_stored, trade_rows
+from simlab.okx.normalize import WIRE_WS, normalize_raw, parse_stored, trade_rows
 from simlab.okx.rest import REST_CONN
 from simlab.store.verify import BookChecker
 
 from .events import BookTick, Event, Notice, TradeTick
 
 #: Partition names of frames that belong to no stream (see the recording format).
-_NOT_A_STREAM = ("_event", "_malformed")
+_MALFORMED, NO_INST = "_malformed", "_none"
+_NOT_A_STREAM = ("_event", _MALFORMED)
 
 
 class FrameDecoder:
@@ -69,19 +74,15 @@ class FrameDecoder:
         """The events of one frame (often one; none for control frames and other streams)."""
         channel, inst = f.channel, f.inst
         if channel in _NOT_A_STREAM:
-            if channel == "_malformed":
-                self.counts["malformed"] += 1
-                return [Notice("malformed", f.arrival, f.recv_ns, detail="unparseable frame",
-                               rec=self.rec)]
-            return []
+            return self._stored_malformed(f) if channel == _MALFORMED else []
         if not self.wants(channel, inst):
             return []
         t0 = perf_counter_ns()
         try:
             msg = parse_stored(f.payload, f.conn, channel, inst, self.wire_format)
-        except (OkxParseError, ValueError, TypeError) as e:
+        except OkxParseError as e:  # parse_stored's only failure on bad input
             self.counts["malformed"] += 1
-            return [Notice("malformed", f.arrival, f.recv_ns, channel, inst, str(e)[:200],
+            return [Notice("malformed", f.arrival, f.recv_ns, channel, inst, e.reason[:200],
                            rec=self.rec)]
         if is_book(msg):
             return self._book(f, msg, t0, perf_counter_ns())
@@ -89,6 +90,18 @@ class FrameDecoder:
             return self._trades(f, msg)
         self.counts["other"] += 1
         return []
+
+    def _stored_malformed(self, f: RawFrame) -> list[Event]:
+        # What verify does with it (normalize_raw keeps the message of a book push whose
+        # levels are bad, and the checker refuses it), so the books agree.
+        t0 = perf_counter_ns()
+        n = normalize_raw(f.payload, f.conn, _MALFORMED, NO_INST, self.wire_format)
+        msg = n.msg
+        if msg is not None and is_book(msg) and self.wants(msg.channel, msg.inst_id):
+            return self._book(f, msg, t0, perf_counter_ns())
+        self.counts["malformed"] += 1
+        return [Notice("malformed", f.arrival, f.recv_ns, n.channel, n.inst_id,
+                       (n.error or "unparseable frame")[:200], rec=self.rec)]
 
     def _book(self, f: RawFrame, msg: Any, t0: int, tp: int) -> list[Event]:
         problems = self.checker.apply(msg, f.arrival, rest=f.conn == REST_CONN)
