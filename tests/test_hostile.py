@@ -622,3 +622,44 @@ def test_a_stored_bad_book_frame_invalidates_the_book_in_replay_as_in_verify(tmp
     events = [e for f in Recording(out).iter_raw() for e in d.decode(f)]
     assert [getattr(e, "what", e.kind) for e in events] == ["book", "rejected", "book"]
     assert events[0].valid and not events[-1].valid
+
+
+def test_a_frame_the_live_client_fails_on_is_stored_as_malformed(emulator_factory, tmp_path,
+                                                                 monkeypatch):
+    """A bug in the client's handling of a frame (here: every trades push) must not lose
+    the frame: it is passed on as malformed, counted, and the recording goes on."""
+    from simlab.okx.client import OkxClient
+    from simlab.okx.normalize import STORED_MALFORMED
+    from simlab.store.recorder import Recorder
+
+    def broken(self, c, msg, payload, recv_ns):
+        raise RuntimeError("injected bug in trade handling")
+
+    monkeypatch.setattr(OkxClient, "_on_trades", broken)
+    emu = emulator_factory(RandomMarket(seed=4, rate=300, instruments=["BTC-USDT"]), paused=True)
+    out = tmp_path / "rec"
+    info: dict = {}
+
+    async def main_() -> Any:
+        rec = Recorder(out, [("books", "BTC-USDT"), ("trades", "BTC-USDT")],
+                       ws_url=emu.ws_url, rest_url=emu.rest_url, snapshot_timeout=0.5,
+                       close_timeout=0.5)
+        task = asyncio.create_task(rec.run())
+        await rec.until(lambda: rec.client is not None
+                        and rec.client.mode("books", "BTC-USDT") == "live", what="snapshot")
+        for _ in range(5):
+            await asyncio.to_thread(emu.emulator.advance, 400)
+            await asyncio.sleep(0.05)
+            await rec.idle(0.25)
+        info["internal"] = rec.client.counts["internal_errors"]
+        rec.stop("test done")
+        return await task
+
+    result = run(main_(), timeout=40)
+    m = Recording(out).manifest
+    assert m["complete"] and info["internal"] > 0
+    assert m["malformed"]["reasons"] == {STORED_MALFORMED: info["internal"]}
+    stored = list(Recording(out).iter_raw(channel="_malformed"))
+    assert len(stored) == info["internal"] == result.malformed
+    assert all(b'"channel":"trades"' in f.payload for f in stored)
+    assert "trades" not in m["channels"] and m["channels"]["books"]["messages"] > 0
