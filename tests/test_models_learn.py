@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import warnings
 
@@ -754,3 +755,30 @@ def test_save_does_not_warn_or_pickle(fitted, tmp_path):
         warnings.simplefilter("error")
         text = save_model(model, tmp_path / "m.json").read_text()
     assert json.loads(text)["info"]["fit"]["n"] == 14_000
+
+
+# -- issue 15: the entries that make a model warn are checked on load --------------------------
+
+
+@pytest.mark.parametrize("info, message", [
+    ({"weak": "yes"}, "info.weak must be true or false, got 'yes'"),
+    ({"training": {"ranges": [1, 2]}}, "info.training.ranges must be a JSON object"),
+    ({"training": {"ranges": {"x": {"min": 0.0}}}},
+     "info.training.ranges['x'] must be an object with min and max"),
+    ({"training": {"ranges": {"x": {"min": 2.0, "max": 1.0}}}},
+     "must have numbers min <= max (or both null), got min=2.0, max=1.0"),
+    ({"training": {"ranges": {"x": {"min": "0", "max": 1.0}}}}, "min='0'"),
+])
+def test_a_malformed_range_or_weak_flag_is_a_load_error(info, message):
+    from simlab.models.logistic import LogisticFillModel
+    from simlab.models.persist import ModelFileError, model_from_dict, model_to_dict
+
+    d = model_to_dict(LogisticFillModel(("x",), (0.0,), (1.0,), (1.0,), 0.0))
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        model_from_dict({**d, "info": info}, source="m.json")
+    # well-formed ones load, and an old file without them too
+    ok = {"weak": True, "training": {"ranges": {"x": {"min": 0.0, "p1": 0.0, "p99": 1.0,
+                                                      "max": 1.0, "n": 3},
+                                                "y": {"min": None, "max": None}}}}
+    assert model_from_dict({**d, "info": ok}).info["weak"] is True
+    assert model_from_dict({**d, "info": {"training": {"rows": 5}}}).info["training"]

@@ -23,6 +23,17 @@ The schema, version 1, one JSON object::
 
 The feature ``i`` enters as ``coef[i] * ((x[i] - mean[i]) / scale[i])``.
 
+Two ``info`` entries are read back by simlab, and checked on load when present (files
+written before they existed load without them):
+
+- ``info["training"]["ranges"]``: per input (each feature and the order size,
+  ``order_size`` or ``notional``) ``{"min", "p1", "p99", "max", "n"}`` of the training rows;
+  the cost pipeline warns when the model is used outside them
+  (:mod:`simlab.models.ranges`);
+- ``info["weak"]``: true for a model that did not beat its baseline out of sample, saved
+  anyway (``simlab train --allow-weak``), with ``info["weak_reason"]`` and
+  ``info["baseline"]`` (the scores); using it warns.
+
 Bytes are deterministic: keys sorted, two-space indent, UTF-8, a trailing newline, no
 timestamps; floats are written with Python's shortest round-trip ``repr``, so they load
 back bit for bit and the same model always gives the same file. JSON has no NaN, so
@@ -239,6 +250,7 @@ def model_from_dict(d: Any, source: str = "<dict>") -> Model:
                                                                       std["scale"])
     if not isinstance(d["info"], dict):
         raise bad(f"info must be a JSON object, got {type(d['info']).__name__}")
+    _check_trust(d["info"], bad)
     try:
         if kind == "maker_taker_logistic":
             return LogisticFillModel(features=tuple(feats), mean=mean, scale=scale,
@@ -266,6 +278,28 @@ def model_from_dict(d: Any, source: str = "<dict>") -> Model:
         raise
     except (TypeError, ValueError) as e:  # the model's own checks: lengths, scale > 0 ...
         raise bad(str(e)) from None
+
+
+def _check_trust(info: dict[str, Any], bad: Any) -> None:
+    """The entries of ``info`` simlab relies on to warn (ranges, the weak flag): a wrong
+    shape would switch a warning off silently, so it is an error."""
+    if "weak" in info and not isinstance(info["weak"], bool):
+        raise bad(f"info.weak must be true or false, got {info['weak']!r}")
+    training = info.get("training")
+    ranges = training.get("ranges") if isinstance(training, dict) else None
+    if ranges is None:
+        return
+    if not isinstance(ranges, dict):
+        raise bad(f"info.training.ranges must be a JSON object, got {type(ranges).__name__}")
+    for name, r in ranges.items():
+        where = f"info.training.ranges[{name!r}]"
+        if not isinstance(r, dict) or not {"min", "max"} <= r.keys():
+            raise bad(f"{where} must be an object with min and max, got {r!r}")
+        lo, hi = r["min"], r["max"]
+        if (lo is None) != (hi is None) or (lo is not None and not (
+                _is_num(lo) and _is_num(hi) and lo <= hi)):
+            raise bad(f"{where} must have numbers min <= max (or both null), got "
+                      f"min={lo!r}, max={hi!r}")
 
 
 __all__ = ["KINDS", "SCHEMA", "SCHEMA_VERSION", "ModelFileError", "load_model",
