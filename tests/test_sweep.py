@@ -413,7 +413,7 @@ def test_cli_sweep_flags_a_cell_the_book_cannot_fill(tmp_path, capsys):
     text = capsys.readouterr().out
     assert ("the book could not fill the order at every tick in 1 cell(s) (left out of the "
             "ranking; --include-incomplete ranks them):") in text
-    assert f"{big['cell']} notional=1000000000000.0: filled at 0.0% of" in text
+    assert f"{big['cell']} notional=1000000000000.0: whole order filled at 0.0% of" in text
     assert main([*args, "--json", "--include-incomplete"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert [r["p_notional"] for r in s["best"]] == [1000.0, 1e12]

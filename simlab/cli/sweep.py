@@ -165,7 +165,7 @@ def _format_sweep(s: dict) -> str:
         for r in short[:10]:
             par = " ".join(f"{c.removeprefix('p_')}={r[c]}" for c in s["columns"])
             share = r["complete_share"]
-            lines.append(f"  {r['cell']} {par}: filled at "
+            lines.append(f"  {r['cell']} {par}: whole order filled at "
                          f"{share:.1%} of {r['ticks']} ticks" if share == share else
                          f"  {r['cell']} {par}")
         if len(short) > 10:

@@ -99,8 +99,8 @@ def fill_summary(table: pd.DataFrame, include_incomplete: bool = False) -> dict[
             out["warning"] = (f"the book could not fill the order at any of the {n:,} ticks "
                               f"(filled share p50 {_share(part['p50'])}, max "
                               f"{_share(part['max'])}): no cost statistic is available; "
-                              "a smaller order, or include_incomplete for the costs of the "
-                              "filled part")
+                              "price a smaller order, or ask for the costs of the part "
+                              "filled (--include-incomplete, include_incomplete=True)")
         elif include_incomplete:
             out["warning"] = (f"{head}; statistics below cover all {n:,} ticks, the "
                               f"incomplete ones priced for the part filled only")
