@@ -293,6 +293,29 @@ BAD = [
     ("trade-count-text", frame(trade_obj(count="three")), "count"),
     ("channel-unhashable", b'{"arg":{"channel":["books"]},"data":[]}', "channel"),
     ("channel-dict", b'{"arg":{"channel":{"a":1},"instId":"X"},"data":[]}', "channel"),
+    # issue 15: every field the code reads is type-checked, events included
+    ("notice-arg-list", b'{"event":"notice","arg":[1],"code":"1"}', "'arg' must be an object"),
+    ("event-arg-channel", b'{"event":"subscribe","arg":{"channel":5}}', "channel"),
+    ("event-arg-inst", b'{"event":"subscribe","arg":{"channel":"books","instId":[1]}}',
+     "instId"),
+    ("event-not-str", b'{"event":7}', "event"),
+    ("event-name-odd", b'{"event":"sub scribe"}', "event"),
+    ("event-code-obj", b'{"event":"error","code":{"a":1}}', "code"),
+    ("event-code-long", b'{"event":"error","code":"' + b"1" * 40 + b'"}', "code"),
+    ("event-msg-list", b'{"event":"error","code":"1","msg":[1]}', "msg"),
+    ("event-connid-int", b'{"event":"error","connId":5}', "connId"),
+    ("event-id-list", b'{"event":"subscribe","id":[1]}', "id"),
+    ("level-item-number", frame(book_obj(asks=[["1", 2, "0", "1"]])), "asks"),
+    ("level-item-deep", b'{"arg":{"channel":"books","instId":"X"},"action":"update","data":[{'
+     b'"asks":[["1",' + b"[" * 900 + b"]" * 900 + b',"0","1"]],"ts":"1"}]}', "asks"),
+    ("book-ts-negative", frame(book_obj(ts="-5")), "ts"),
+    ("seqid-huge", frame(book_obj(seqId=2**63)), "seqId"),
+    ("trade-id-list", frame(trade_obj(tradeId=[1])), "tradeId"),
+    ("trade-source-obj", frame(trade_obj(source={"a": 1})), "source"),
+    ("trade-side-list", frame(trade_obj(side=["buy"])), "side"),
+    ("trades-empty", b'{"arg":{"channel":"trades","instId":"X"},"data":[]}', "without a trade"),
+    ("deep-frame", b"[" * 1000 + b"]" * 1000, "JSON object"),
+    ("deeper-frame", b"[" * 100_000 + b"]" * 100_000, "invalid JSON"),
 ]
 
 
@@ -303,6 +326,26 @@ def test_bad_input_raises_named_error(f, needle):
     e = ei.value
     assert isinstance(e, ValueError)
     assert needle in e.reason and needle in str(e)
+
+
+def test_event_codes_and_ids_sent_as_integers_are_kept_as_text():
+    m = parse_frame(b'{"event":"error","code":60012,"msg":"bad","id":7}')
+    assert isinstance(m, EventMsg) and (m.code, m.id, m.msg) == ("60012", "7", "bad")
+    t = parse_frame(frame(trade_obj(tradeId=130639474, source=0)))
+    assert (t.trades[0].trade_id, t.trades[0].source) == ("130639474", "0")
+
+
+@pytest.mark.parametrize("x", [None, 5, ["pong"], bytearray(b"[1]"), memoryview(b"nope")])
+def test_non_frames_raise_only_parse_errors(x):
+    with pytest.raises(OkxParseError):
+        parse_frame(x)
+
+
+def test_reasons_quote_values_briefly():
+    with pytest.raises(OkxParseError) as ei:
+        parse_frame(frame(book_obj(seqId="7" * 5000)))
+    assert len(ei.value.reason) < 120 and "5000 chars" in ei.value.reason
+    assert len(str(ei.value)) < 300
 
 
 def test_parse_error_excerpt_is_the_frame_start():
