@@ -128,7 +128,7 @@ def test_every_fault_is_reported_once_and_nothing_else(emulator_factory, tmp_pat
         await asyncio.sleep(0.5)
         if not case.rest:
             await asyncio.to_thread(emu.emulator.inject, fault, **case.options)
-        await asyncio.sleep(SILENCE_S + 1.0)
+        await asyncio.sleep(SILENCE_S + 1.0 if case.outages else 1.5)
         rec.stop("test done")
         return await task
 
