@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import simlab.emulator.cst as cst_mod
 import simlab.emulator.instruments as inst_mod
@@ -23,6 +25,7 @@ from simlab.emulator.cst import CSTBook, CSTParams, _Grid
 from simlab.emulator.instruments import DEFAULT_INSTRUMENTS, SimInstrument
 from simlab.emulator.market import CSTMarket, instrument_seed, summary
 from simlab.emulator.source import Instrument, LevelChange, MarketSource, Print
+from simlab.emulator.testing import RandomMarket
 from simlab.okx.encode import format_decimal
 
 T0 = 1_767_225_600_000
@@ -328,3 +331,41 @@ def test_plot_writes_a_png(tmp_path, capsys):
     assert plot_mod.main(["--minutes", "-1", "--out", str(tmp_path / "n.png")]) == 2
     assert "minutes must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "n.png").exists()
+
+
+# -- the price floor ------------------------------------------------------------------------
+LOW = SimInstrument(Instrument("LOW-USDT", "SPOT", "LOW", "USDT", tick_sz="0.01", lot_sz="1",
+                               min_sz="1"), price="0.1", size_unit="1")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), mu=st.floats(20.0, 400.0), k=st.floats(0.05, 3.0),
+       big=st.integers(3, 40))
+def test_cst_prices_never_reach_zero_at_extreme_volatility(seed, mu, k, big):
+    """Ten ticks above zero, a window twice as deep, torrents of large market orders: every
+    price the market ever shows is one tick or more, and the book stays valid."""
+    params = CSTParams(k=k, mu=mu, market_sizes=(0.0,) * (big - 1) + (1.0,), depth=20,
+                       burn_in_s=1.0)
+    m = CSTMarket(seed=seed, instruments=[LOW], params=params, start_ms=T0)
+    events = m.advance(T0 + 20_000)
+    replay(m, "LOW-USDT", events, nonempty_per_event=False)  # asserts every price > 0
+    lowest = min(Decimal(e.price) for e in events if isinstance(e, LevelChange))
+    assert lowest >= Decimal("0.01")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), share=st.floats(0.2, 0.95), price=st.floats(0.03, 0.5))
+def test_random_market_prices_never_reach_zero(seed, share, price):
+    m = RandomMarket(seed=seed, instruments=["XYZ-USDT"], rate=2000, depth=30,
+                     trade_share=share, prices={"XYZ-USDT": price})
+    bids, asks = m.initial_book("XYZ-USDT")
+    events = m.advance(m.start_ms + 5_000)
+    prices = [Decimal(p) for p, _, _ in bids + asks] + [Decimal(e.price) for e in events]
+    assert len(prices) > 1000 and min(prices) > 0
+    book = L2Book("XYZ-USDT")
+    book.apply_snapshot(wire(bids), wire(asks))
+    for e in events:
+        if isinstance(e, LevelChange):
+            lvl = [[e.price, e.size, "0", str(e.count)]]
+            book.apply_update(*((lvl, []) if e.side == "bid" else ([], lvl)))
+            assert not book.is_crossed()

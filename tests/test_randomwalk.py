@@ -7,6 +7,8 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import simlab.emulator.randomwalk as rw_mod
 from simlab.book import L2Book
@@ -217,3 +219,42 @@ def test_bad_arguments_raise_at_call_time(kw):
     with pytest.raises(ValueError) as ei:
         generate_stream(**kw)
     assert next(iter(kw)) in str(ei.value)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), vol=st.floats(2_000.0, 1e5))
+def test_no_price_is_ever_zero_or_below_at_extreme_volatility(seed, vol):
+    """The fair price jumps thousands of ticks a step (the generic instrument sits 10,000
+    ticks above zero), so it goes below zero within a few hundred steps: it reflects off
+    the floor, every level and trade stays above zero, and the stream stays a valid,
+    uncrossed book."""
+    stream = list(generate_stream(seed=seed, instruments=("XYZ-USDT",), n_updates=300, depth=20,
+                                  volatility=vol))
+    prices = []
+    for _, f in stream:
+        m = parse_frame(f)
+        if is_book(m):
+            prices += [Decimal(lv[0]) for lv in (*m.bids, *m.asks) if lv[1] != "0"]
+        else:
+            prices += [Decimal(t.px) for t in m.trades]
+    assert min(prices) > 0
+    syncs, _, _ = sync_all(stream)
+    book = syncs["XYZ-USDT"].book
+    assert syncs["XYZ-USDT"].stats.gaps == 0 and not book.is_crossed()
+
+
+def test_volatility_must_be_a_number():
+    with pytest.raises(ValueError, match="volatility"):
+        generate_stream(volatility=-1)
+
+
+def test_the_floor_is_reached_and_held():
+    """A seed whose walk reaches the floor: quotes rest a few ticks above zero, none below."""
+    for seed in range(40):
+        prices = [Decimal(lv[0]) for _, f in generate_stream(
+            seed=seed, instruments=("XYZ-USDT",), n_updates=300, depth=20, volatility=1e4)
+            if is_book(m := parse_frame(f)) for lv in (*m.bids, *m.asks) if lv[1] != "0"]
+        assert min(prices) > 0
+        if min(prices) <= Decimal("0.07"):
+            return
+    raise AssertionError("no seed of 40 reached the floor")

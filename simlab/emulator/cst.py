@@ -28,6 +28,10 @@ and go and recomputed when a best quote moves), then an order in it; no candidat
 rejected. Random numbers are drawn in batches from one numpy Generator, so the events depend
 only on the seed and the parameters, never on how :meth:`CSTBook.run` calls are split.
 Prices and sizes are integers (ticks, lots) inside, formatted only when emitted.
+
+The grid has a floor: no price is ever at or below zero. A limit bid that would arrive at
+tick 0 or below does not happen (it counts as a ``null`` event), so near the floor the bid
+side thins out, market sells find less to take, and the price reflects off one tick.
 """
 
 from __future__ import annotations
@@ -365,7 +369,8 @@ class CSTBook:
         for i in range(1, self.depth + 1):
             for bid, n, tick in ((True, nb[i - 1], ba - i), (False, na[i - 1], bb + i)):
                 for _ in range(int(n)):
-                    self._add(bid, tick, sizes[j])
+                    if tick >= 1:  # no price <= 0 (a book near the grid's floor)
+                        self._add(bid, tick, sizes[j])
                     j += 1
         self.best_bid = max(self.bids) if self.bids else bb
         self.best_ask = min(self.asks) if self.asks else ba
@@ -395,7 +400,8 @@ class CSTBook:
                     self.best_ask = old_ba
                 ref = self.best_ask if bid else self.best_bid
                 i = self._draw_distance()
-                tick = ref - i if bid else ref + i
+                # A bid never goes below one tick (asks are above a bid, so at 2 or more).
+                tick = max(1, ref - i) if bid else ref + i
                 lv = self._add(bid, tick, self._draw_size())
                 self.stats["reseeds"] += 1
                 if bid:
@@ -513,21 +519,26 @@ class CSTBook:
                     if k > depth:  # float rounding at the very top of the range
                         k = depth
                     tick = ba - k
-                    rec = [tick, lots, len(bflat)]
-                    bflat.append(rec)
-                    lv = bids.get(tick)
-                    if lv is None:
-                        lv = bids[tick] = [lots, [rec]]
-                        if tick > bb:  # inside the spread: the asks' distances shrink
-                            bb = tick
-                            ea = extra_rate(False, bb)
+                    if tick < 1:  # no price <= 0 on the grid: nothing can rest there
+                        n_null += 1
+                        n_lim -= 1
                     else:
-                        lv[0] += lots
-                        lv[1].append(rec)
-                    if k <= near:
-                        eb += ext[k]
-                    if emit:
-                        append(LevelChange(ts, inst, "bid", px(tick), sz(lv[0]), len(lv[1])))
+                        rec = [tick, lots, len(bflat)]
+                        bflat.append(rec)
+                        lv = bids.get(tick)
+                        if lv is None:
+                            lv = bids[tick] = [lots, [rec]]
+                            if tick > bb:  # inside the spread: the asks' distances shrink
+                                bb = tick
+                                ea = extra_rate(False, bb)
+                        else:
+                            lv[0] += lots
+                            lv[1].append(rec)
+                        if k <= near:
+                            eb += ext[k]
+                        if emit:
+                            append(LevelChange(ts, inst, "bid", px(tick), sz(lv[0]),
+                                               len(lv[1])))
                 else:
                     k = bisect_right(cum, x - lam) + 1
                     if k > depth:

@@ -63,10 +63,25 @@ def spec_for(inst_id: str) -> InstrumentSpec:
                                                 Decimal("100"), Decimal("10"))
 
 
+#: The fair price reflects off this many ticks: quotes rest up to 6 ticks below it, so every
+#: price stays at one tick or more (never zero or below), whatever the volatility.
+FLOOR_TICKS = 8
+
+
+def reflect(fair: int, floor: int = FLOOR_TICKS) -> int:
+    """``fair`` reflected off ``floor`` (a walk below the floor bounces back above it).
+
+    >>> reflect(20), reflect(5), reflect(-100)
+    (20, 11, 116)
+    """
+    return fair if fair >= floor else max(floor, 2 * floor - fair)
+
+
 class _Inst:
     """Book state of one instrument on its integer grid: price ticks -> size lots."""
 
-    def __init__(self, spec: InstrumentSpec, rng: random.Random, depth: int) -> None:
+    def __init__(self, spec: InstrumentSpec, rng: random.Random, depth: int,
+                 volatility: float = 1.0) -> None:
         self.spec = spec
         self.rng = rng
         self.depth = depth
@@ -80,10 +95,13 @@ class _Inst:
         mid = int(spec.price / spec.tick)
         #: The price makers quote around; it wanders, and takers sweep quotes left behind.
         self.fair = mid
-        self.vol = max(0.5, float(spec.price * Decimal("0.000003") / spec.tick))  # ticks/step
+        self.vol = volatility * max(0.5, float(spec.price * Decimal("0.000003") / spec.tick))
         half = rng.randint(1, 3)
         self.bids = {mid - half - i * rng.randint(1, 3): self._new_level() for i in range(depth)}
         self.asks = {mid + half + i * rng.randint(1, 3): self._new_level() for i in range(depth)}
+        # A price near the floor has fewer bid ticks than `depth` (after the draws above, so
+        # the stream of an instrument far from it does not change).
+        self.bids = {t: lv for t, lv in self.bids.items() if t >= 1}
 
     # -- wire form --------------------------------------------------------------------------
     def px(self, tick: int) -> str:
@@ -195,6 +213,7 @@ def generate_stream(
     start_ms: int = DEFAULT_START_MS,
     heartbeat_every: int | None = None,
     reset_at: int | None = None,
+    volatility: float = 1.0,
 ) -> Iterator[tuple[int, bytes]]:
     """Yield ``(recv_ns, frame)`` for a synthetic OKX ``books`` + ``trades`` feed.
 
@@ -205,6 +224,8 @@ def generate_stream(
     count towards ``n_updates``); ``reset_at=i`` gives the i-th update (0-based, over all
     instruments) a ``seqId`` smaller than its ``prevSeqId`` (a maintenance reset).
     ``checksum=False`` writes ``checksum: 0`` (absent, as OKX does since June 2026).
+    ``volatility`` scales how far the fair price moves per update; however far, it reflects
+    off :data:`FLOOR_TICKS` ticks, so no price is ever zero or below.
     ``recv_ns`` is strictly increasing and a few ms after the exchange ``ts``.
 
     >>> frames = list(generate_stream(seed=1, instruments=("BTC-USDT",), n_updates=3, depth=5))
@@ -221,16 +242,18 @@ def generate_stream(
         raise ValueError(f"reset_at must be an update index in [0, {n_updates}), got {reset_at}")
     if heartbeat_every is not None and heartbeat_every < 1:
         raise ValueError(f"heartbeat_every must be >= 1 or None, got {heartbeat_every}")
+    if not (isinstance(volatility, int | float) and 0 <= volatility < float("inf")):
+        raise ValueError(f"volatility must be a finite number >= 0, got {volatility!r}")
     # Checked above, at call time; the frames come from an inner generator.
     return _generate(seed, instruments, n_updates, depth, checksum, start_ms, heartbeat_every,
-                     reset_at)
+                     reset_at, volatility)
 
 
 def _generate(seed: int, instruments: Sequence[str], n_updates: int, depth: int, checksum: bool,
               start_ms: int, heartbeat_every: int | None,
-              reset_at: int | None) -> Iterator[tuple[int, bytes]]:
+              reset_at: int | None, volatility: float) -> Iterator[tuple[int, bytes]]:
     rng = random.Random(seed)
-    insts = [_Inst(spec_for(i), rng, depth) for i in instruments]
+    insts = [_Inst(spec_for(i), rng, depth, volatility) for i in instruments]
     ms = start_ms
     last_recv = 0
 
@@ -258,7 +281,7 @@ def _generate(seed: int, instruments: Sequence[str], n_updates: int, depth: int,
         st = rng.choice(insts)
         ms += max(1, int(rng.expovariate(1 / 40)))
         old_bids, old_asks = dict(st.bids), dict(st.asks)
-        st.fair += round(rng.gauss(0.0, st.vol))
+        st.fair = reflect(st.fair + round(rng.gauss(0.0, st.vol)))
         if rng.random() < 0.25 or not st.best_bid() <= st.fair <= st.best_ask():
             if st.best_ask() < st.fair:
                 side = "buy"

@@ -126,21 +126,24 @@ class _RandomBook:
     Per side: ``lv`` tick -> (lots, orders) and ``ticks``, the sorted ticks (ascending).
     """
 
-    def __init__(self, ins: Instrument, rng: random.Random, depth: int) -> None:
+    def __init__(self, ins: Instrument, rng: random.Random, depth: int,
+                 price: float | None = None) -> None:
         self.ins, self.rng, self.depth = ins, rng, depth
         self.tick = Decimal(ins.tick_sz)
         self.lot = Decimal(ins.lot_sz)
         _, digits, exp = self.lot.as_tuple()
         self._lot_m = int("".join(map(str, digits))) * 10 ** max(0, exp)
         self._lot_d = max(0, -exp)
-        price, qty = _SCALE.get(ins.inst_id, (100, "10"))
+        scale, qty = _SCALE.get(ins.inst_id, (100, "10"))
         self.unit = max(1, int(Decimal(qty) / self.lot))  # typical level size in lots
-        mid = int(Decimal(price) / self.tick)
+        mid = max(3, int(Decimal(str(scale if price is None else price)) / self.tick))
         self.lv: tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]] = ({}, {})
         self.ticks: tuple[list[int], list[int]] = ([], [])
         t = mid - 1
         for _ in range(depth):
-            self._set(False, t, self._new_level())
+            level = self._new_level()
+            if t >= 1:  # no price <= 0: a book near the floor has fewer bids
+                self._set(False, t, level)
             t -= rng.randint(1, 3)
         t = mid + 1
         for _ in range(depth):
@@ -224,8 +227,9 @@ class _RandomBook:
             # New quotes rest around the mid (often inside the spread), never crossing.
             bb, ba = self.ticks[False][-1], self.ticks[True][0]
             off = int(rng.expovariate(0.3))
-            t = max((bb + ba + 1) // 2 + off, bb + 1) if ask else min((bb + ba) // 2 - off,
-                                                                     ba - 1)
+            # Bids at one tick at least (asks are above them, so at two or more).
+            t = max((bb + ba + 1) // 2 + off, bb + 1) if ask else max(1, min(
+                (bb + ba) // 2 - off, ba - 1))
             old = lv.get(t)
             new = self._new_level()
             self._set(ask, t, (old[0] + new[0], old[1] + 1) if old else new)
@@ -237,6 +241,8 @@ class _RandomBook:
         # Keep the depth: quotes far away come and go so the book stays about `depth` deep.
         while len(ticks) < self.depth:
             t = ticks[-1] + 1 + int(rand() * 3) if ask else ticks[0] - 1 - int(rand() * 3)
+            if t < 1:
+                break  # the floor: no price <= 0, the bid side stays shorter
             self._set(ask, t, self._new_level())
             out.append(self.change(ts, ask, t))
         while len(ticks) > self.depth + 20:
@@ -251,8 +257,10 @@ class RandomMarket:
 
     Each instrument has its own random stream (``seed`` and the instrument id), so adding an
     instrument does not change the others. Order-flow events arrive as a Poisson process of
-    ``rate`` events per simulated second per instrument; ``depth`` levels a side are kept.
-    Same arguments, same events.
+    ``rate`` events per simulated second per instrument; ``depth`` levels a side are kept
+    (fewer bids near the floor: no price is ever zero or below). ``prices`` sets where
+    instruments start (instId -> price; default about their market price). Same arguments,
+    same events.
 
     >>> m = RandomMarket(seed=1, instruments=["BTC-USDT"], rate=100)
     >>> evs = m.advance(m.start_ms + 1000)
@@ -262,7 +270,8 @@ class RandomMarket:
 
     def __init__(self, seed: int = 0, instruments: Sequence[str] | None = None, *,
                  rate: float = 200.0, depth: int = 500, trade_share: float = 0.1,
-                 start_ms: int = DEFAULT_START_MS) -> None:
+                 start_ms: int = DEFAULT_START_MS,
+                 prices: dict[str, float] | None = None) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0 events per second, got {rate}")
         if depth < 5:
@@ -271,7 +280,9 @@ class RandomMarket:
         self.start_ms = start_ms
         self.rate, self.trade_share = rate, trade_share
         self._instruments = [instrument_for(i) for i in ids]
-        self._books = {i.inst_id: _RandomBook(i, random.Random(f"{seed}:{i.inst_id}"), depth)
+        prices = prices or {}
+        self._books = {i.inst_id: _RandomBook(i, random.Random(f"{seed}:{i.inst_id}"), depth,
+                                              prices.get(i.inst_id))
                        for i in self._instruments}
         self._initial = {k: (b.levels(False), b.levels(True)) for k, b in self._books.items()}
         self._next = {k: start_ms + self._gap(b) for k, b in self._books.items()}
