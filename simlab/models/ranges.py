@@ -129,16 +129,22 @@ class RangeCheck:
                 self.limits[k] = (lo - slack, hi + slack)
                 self.stats[k] = r
         self.outside: dict[str, dict[str, Any]] = {}
+        # the inputs not yet found outside: the per-tick loop shrinks to nothing
+        self._live = [(k, lo, hi) for k, (lo, hi) in self.limits.items()]
 
     def _warn(self, text: str) -> None:
         warnings.warn(text, ModelRangeWarning, stacklevel=4)
 
     def check(self, values: Mapping[str, Any]) -> None:
         """Warn (once per input) about values outside the training range."""
-        for k, (lo, hi) in self.limits.items():
-            if k in self.outside or k not in values:
+        for k, lo, hi in self._live:
+            v = values.get(k)
+            if v is None:
                 continue
-            v = values[k]
+            if type(v) is float:  # one tick (the live path): two comparisons
+                if v < lo or v > hi:
+                    self._found(k, v, 1.0)
+                continue
             if isinstance(v, np.ndarray):
                 a = v[np.isfinite(v)] if v.dtype.kind == "f" else v
                 if not a.size:
@@ -157,6 +163,7 @@ class RangeCheck:
     def _found(self, k: str, value: float, share: float) -> None:
         r = self.stats[k]
         self.outside[k] = {"value": value, "share": share, "min": r["min"], "max": r["max"]}
+        self._live = [t for t in self._live if t[0] != k]
         where = "" if share >= 1.0 else f" ({share:.2%} of the values checked)"
         self._warn(f"{self.name}: input {k!r} = {_fmt(value)} is outside its training range "
                    f"[{_fmt(r['min'])}, {_fmt(r['max'])}] (p1 {_fmt(r['p1'])}, p99 "

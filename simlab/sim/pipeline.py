@@ -488,9 +488,12 @@ class CostPipeline:
         as training recorded it (requested, in book units at our price)."""
         o = self.walk_order
         size = o.amount / (bid if o.buy else ask) if o.quote else o.amount
-        own, opp = (bsz, asz) if o.buy else (asz, bsz)
-        base = {"own_best_size": own, "opp_best_size": opp}
-        return {**base, **(feats or {}), "order_size": size}
+        if feats is None:  # a model of the touch only
+            own, opp = (bsz, asz) if o.buy else (asz, bsz)
+            return {"own_best_size": own, "opp_best_size": opp, "order_size": size}
+        d = dict(feats)
+        d["order_size"] = size
+        return d
 
     def _slippage(self, bid: Any, ask: Any, bsz: Any, asz: Any, walk_base: Any,
                   taken_depth: Any, vol: Any) -> Any:
