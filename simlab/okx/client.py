@@ -680,10 +680,11 @@ class OkxClient:
         slot = self._slots[c.slot]
         since = now - (c.last_data or c.opened)
         expected = c.closing or self._closing
-        streams = None
-        if not expected and slot.current is c:
+        # None for a planned close; [] for a connection that was carrying no stream (a
+        # switchover's new one, or one whose streams an earlier disconnect already cut).
+        streams = None if expected else []
+        if streams is not None and slot.current is c:
             # What arrives next on each stream says whether anything was lost meanwhile.
-            streams = []
             for key in slot.args:
                 st = self._streams[key]
                 if st.resume is None:

@@ -313,9 +313,11 @@ def _disconnect(rep: VerifyReport, b: dict[str, Any]) -> None:
         more = f"; +{len(lost) - 10} more" if len(lost) > 10 else ""
         rep.problems.append(f"{what}: data lost or not proven complete on {len(lost)} of "
                             f"{len(keys)} streams: {why}{more}")
-    else:
+    elif keys:
         rep.warnings.append(f"{what}: every stream it cut ({len(keys)}) resumed with "
                             "nothing missed (proven by seqId/tradeId)")
+    else:
+        rep.warnings.append(f"{what}: it carried no stream of its own (nothing lost on it)")
 
 
 def _outages(rep: VerifyReport, outages: list[dict[str, Any]]) -> None:
