@@ -23,8 +23,8 @@ non-blank line is kept raw (lossless): one that cannot be parsed is stored in th
 Input that is not what the format expects is refused with a :class:`SourceError` naming the
 file and what was expected, and no recording is left behind: a directory, a path that
 cannot be read (a symlink loop ...), an empty file, and a file with no market-data frame
-(binary noise: more than :data:`MAX_MALFORMED_SHARE` of its lines malformed; or control
-frames only).
+(binary noise: more than :data:`simlab.store.verify.MAX_MALFORMED_SHARE` of its lines
+malformed; or control frames only).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from simlab.okx.normalize import (
     normalize,
 )
 
+from .verify import MAX_MALFORMED_SHARE
 from .writer import RecordingWriter
 
 _DATA = re.compile(rb"(\d{1,12}(?:\.\d{1,30})?): ")
@@ -71,9 +72,9 @@ try:
 except ImportError:  # optional: only .zst input needs it
     _ZstdError = zlib.error  # a stand-in already in the tuple below
 _READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile, _ZstdError)
-#: A file with no market-data frame and more than this share of malformed lines is not
-#: what the format expects (binary noise, another format): it is refused, not imported.
-MAX_MALFORMED_SHARE = 0.5
+#: A file with no market-data frame and more than MAX_MALFORMED_SHARE (verify's threshold)
+#: malformed lines is not what the format expects (binary noise, another format): it is
+#: refused, not imported.
 #: Lines after which an input with no market-data frame yet and mostly malformed lines is
 #: refused without reading the rest (a large binary file fails fast).
 _EARLY_LINES = 10_000
