@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from simlab.emulator import Fault, FaultSpec
@@ -245,3 +246,64 @@ def test_every_subscription_refused_fails_even_with_allow_partial(emu, tmp_path)
     with pytest.raises(RefusedError, match="every subscription was refused"):
         _record(emu, tmp_path / "rec", [("books", "BTC-USTD"), ("books", "ETH-USTD")], 2.0,
                 allow_partial=True)
+
+
+def test_a_stream_refused_later_lets_the_others_record_on_and_fails_at_the_end(tmp_path):
+    """A server that accepts trades of two instruments, drops the line, then refuses one
+    of them (as if delisted): the night goes on for the other, and the run still fails."""
+    from websockets.asyncio.server import serve
+
+    conns = []
+
+    def trade(inst: str, tid: int) -> str:
+        return orjson.dumps({"arg": {"channel": "trades", "instId": inst}, "data": [
+            {"instId": inst, "tradeId": str(tid), "px": "100", "sz": "1", "side": "buy",
+             "ts": str(1_767_225_600_000 + tid), "count": "1"}]}).decode()
+
+    async def handler(ws):
+        n = len(conns)
+        conns.append(ws)
+        async for text in ws:
+            if text == "ping":
+                await ws.send("pong")
+                continue
+            req = orjson.loads(text)
+            if req.get("op") != "subscribe":
+                continue
+            for arg in req["args"]:
+                if n > 0 and arg["instId"] == "AAA-USDT":
+                    await ws.send(orjson.dumps({"id": req["id"], "event": "error",
+                                                "code": "60018", "msg": "Wrong URL or channel:"
+                                                "trades,instId:AAA-USDT doesn't exist",
+                                                "connId": "c"}).decode())
+                else:
+                    await ws.send(orjson.dumps({"id": req["id"], "event": "subscribe",
+                                                "arg": arg, "connId": "c"}).decode())
+            for i in range(5):
+                for inst in ("AAA-USDT", "BBB-USDT") if n == 0 else ("BBB-USDT",):
+                    await ws.send(trade(inst, 100 * n + i))
+            if n == 0:
+                ws.transport.abort()  # the line goes down
+                return
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            rec = Recorder(tmp_path / "rec", [("trades", "AAA-USDT"), ("trades", "BBB-USDT")],
+                           ws_url=f"ws://127.0.0.1:{port}/ws", rotate=0.3, metadata=False,
+                           **FAST)
+            task = asyncio.create_task(rec.run())
+            await rec.until(lambda: rec.refused, what="the refusal")
+            await asyncio.sleep(0.3)
+            assert not task.done()  # still recording the other stream
+            rec.stop("test done")
+            with pytest.raises(RefusedError, match="trades AAA-USDT: 60018"):
+                await task
+            return rec
+
+    rec = run(main(), timeout=30)
+    assert rec.per_stream[("trades", "BBB-USDT")] == 10  # before and after the refusal
+    m = Recording(tmp_path / "rec").manifest
+    assert m["complete"] and [r["inst"] for r in m["live"]["refused"]] == ["AAA-USDT"]
+    assert "recorded until now, the other streams go on" in (
+        tmp_path / "rec" / "record.log").read_text()

@@ -15,7 +15,8 @@ that name client arrivals are translated to the recording's.
 
 A refused subscription (an error answering a subscribe, e.g. OKX's 60018 for an instrument
 that does not exist) stops the recording with :class:`RefusedError` naming the channel,
-instrument and OKX's code and message, unless ``allow_partial``: then the other streams are
+instrument and OKX's code and message (a stream refused only later, on a resubscribe, lets
+the others record on and raises it at the end), unless ``allow_partial``: then the others are
 recorded, a warning goes to the log (and the terminal) and the refusal to the manifest
 (``live.refused``). What was asked for is in the manifest from the start (``requested``); a
 stream silent for longer than ``outage_after`` (book channels) or ``trade_outage_after``
@@ -685,6 +686,12 @@ class Recorder:
                f"{r['code']} {r['msg']}"
         if self.allow_partial and len(self.refused) < len(self.subscriptions):
             log.warning("%s; recording the other streams (--allow-partial)", what)
+        elif self.per_stream[(r["channel"], r["inst"])] and \
+                len(self.refused) < len(self.subscriptions):
+            # Refused on a resubscribe, hours into a recording: keeping the other streams
+            # beats losing the night; the run still ends in RefusedError.
+            log.error("%s; it was recorded until now, the other streams go on, and the "
+                      "recording will end with an error", what)
         else:
             log.error("%s", what)
             if not self._stop.is_set():  # several refusals come at once: one stop
