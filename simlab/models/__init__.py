@@ -15,7 +15,9 @@
 - :mod:`~simlab.models.slippage_regression`: mean and quantile regression of slippage;
 - :mod:`~simlab.models.metrics`: out-of-sample scores (log-loss, Brier, AUC, reliability,
   pinball loss, quantile coverage);
-- :mod:`~simlab.models.persist`: fitted models saved and loaded as JSON.
+- :mod:`~simlab.models.persist`: fitted models saved and loaded as JSON;
+- :mod:`~simlab.models.ranges`: what a trained model has seen (training ranges, the weak
+  flag) and the warnings when it is used beyond it.
 """
 
 from .calibrate import Calibration, calibrate_eta, calibrate_gamma, calibrate_sigma
@@ -57,6 +59,7 @@ from .metrics import (
     roc_auc,
 )
 from .persist import ModelFileError, load_model, model_from_dict, model_to_dict, save_model
+from .ranges import ModelRangeWarning, RangeCheck, WeakModelWarning, value_ranges
 from .slippage import Slippage, slippage, walk_slippage
 from .slippage_regression import SlippageRegression, quantile_name
 from .volatility import ewma_vol, parkinson_vol, realized_vol, returns
@@ -73,12 +76,15 @@ __all__ = [
     "LogisticFillModel",
     "MakerTakerModel",
     "ModelFileError",
+    "ModelRangeWarning",
     "QueueShareModel",
+    "RangeCheck",
     "Slippage",
     "SlippageRegression",
     "TimeSplit",
     "TradePath",
     "UndefinedMetricWarning",
+    "WeakModelWarning",
     "brier_score",
     "calibrate_eta",
     "calibrate_gamma",
@@ -113,6 +119,7 @@ __all__ = [
     "slippage",
     "trade_list",
     "trajectory",
+    "value_ranges",
     "variance",
     "variance_closed",
     "walk_slippage",
