@@ -129,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(main())
     except RecordError as e:
+        done = getattr(e, "result", None)  # a refusal: what was recorded, then why it failed
+        if done is not None and done.frames:
+            print(done.summary(), file=sys.stderr)
         print(f"simlab record: error: {e}", file=sys.stderr)
         if args.stats and rec.monitor is not None:
             print(rec.monitor.format("performance (record)"), file=sys.stderr)

@@ -90,11 +90,14 @@ class RecordError(RecordingError):
 class RefusedError(RecordError):
     """The server refused a subscription (and ``allow_partial`` was not given); the
     message names each refused channel and instrument with OKX's code and message.
-    ``refused`` lists them as in the manifest's ``live.refused``."""
+    ``refused`` lists them as in the manifest's ``live.refused``; ``result`` is what was
+    recorded (the files are closed and listed)."""
 
-    def __init__(self, message: str, refused: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, refused: list[dict[str, Any]],
+                 result: RecordResult | None = None) -> None:
         super().__init__(message)
         self.refused = refused
+        self.result = result
 
 
 @dataclass
@@ -439,7 +442,7 @@ class Recorder:
             raise RecordError(self._error_msg) from self._error
         if self.refused and (not self.allow_partial
                              or len(self.refused) == len(self.subscriptions)):
-            raise RefusedError(self._refused_message(), list(self.refused))
+            raise RefusedError(self._refused_message(), list(self.refused), self._result())
         return self._result()
 
     def _refused_message(self) -> str:
