@@ -119,5 +119,9 @@ def test_bad_arguments_are_refused(tmp_path):
                         "--out", str(tmp_path / "r"), "--client-option", "nope=1"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "KEY=VALUE" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "simlab.cli", "record", "--inst", "BTC-USDT",
+                        "--out", str(tmp_path / "r"), "--outage-after", "0s"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--outage-after" in r.stderr
     assert not (tmp_path / "r").exists()
     assert os.path.exists(tmp_path)
