@@ -701,6 +701,8 @@ class Recorder:
                 self.stop(f"subscription refused: {r['channel']} {r['inst']} ({r['code']})")
 
     def _check_outages(self) -> None:
+        if self._stop.is_set():
+            return  # the client unsubscribes and closes: silence is expected now
         for o in self.outages.check(self._clock()):
             log.warning("%s %s: no data for %.3f s (more than %g s): outage since %s",
                         o["channel"], o["inst"], o["seconds"], o["threshold_s"], o["start"])
