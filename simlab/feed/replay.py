@@ -242,6 +242,22 @@ def stop_recv(rec: Recording, end: int | None, channels: Iterable[str] | None = 
     return last
 
 
+def recv_window(rec: Recording, start: int | None, end: int | None, channel: str,
+                inst: str) -> tuple[int, int] | None:
+    """The receive-time range (ns, inclusive) holding every message of one book stream
+    stamped in ``[start, end]`` (exchange time, ns): a columnar run by exchange time reads
+    only that much of the stream. None when no message is stamped in the range.
+
+    >>> recv_window(Recording("rec"), None, None, "books", "BTC-USDT")   # doctest: +SKIP
+    (1652459225503749100, 1652459235103749100)
+    """
+    t = rec.stream_table(LEVELS, channel=channel, inst=inst, columns=["recv_ns", "ts_ms"])
+    recv = t["recv_ns"].to_numpy()[in_window(t["ts_ms"].to_numpy(), start, end)]
+    if not len(recv):
+        return None
+    return int(recv.min()), int(recv.max())
+
+
 def _stream_tables(rec: Recording, columns: list[str], channels: Iterable[str] | None,
                    insts: Iterable[str] | None) -> Iterator[Any]:
     """``columns`` of the selected streams' ``levels`` and ``trades`` rows, one table per

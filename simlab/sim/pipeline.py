@@ -37,6 +37,7 @@ from simlab.feed.replay import (
     check_time_basis,
     in_window,
     open_recordings,
+    recv_window,
 )
 from simlab.feed.source import to_ns
 from simlab.feed.tables import book_messages, summarize
@@ -399,8 +400,13 @@ class CostPipeline:
         for i, rec in enumerate(recs):
             t0 = perf_counter_ns()
             if exchange:
-                # the whole stream rebuilds the book; the range picks the ticks by their ts
-                m = book_messages(rec, self.channel, self.order.inst, validity=validity)
+                # the receive times that hold the range rebuild the book; of those, the
+                # ticks stamped in the range are priced
+                span = recv_window(rec, start_ns, end_ns, self.channel, self.order.inst)
+                if span is None:
+                    continue  # nothing of this recording is stamped in the range
+                m = book_messages(rec, self.channel, self.order.inst, start=span[0],
+                                  end=span[1], validity=validity)
                 m.emit &= in_window(m.ts_ms, start_ns, end_ns)
             else:
                 m = book_messages(rec, self.channel, self.order.inst, start=start_ns,
