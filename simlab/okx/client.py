@@ -934,9 +934,12 @@ class OkxClient:
         else:
             ok = last is not None and msg.prev_seq_id == last
             what = (f"first update prevSeqId {msg.prev_seq_id}, last before seqId {last}")
-        self._resumed(st, c, ok, what + (": unchanged, nothing missed" if ok else
-                                         ": updates in between were not received"),
-                      last_seq_id=last, seq_id=msg.seq_id)
+        if last is None:
+            why = ": no message before the disconnect, cannot tell what was missed"
+        else:
+            why = ": unchanged, nothing missed" if ok else ": updates in between were not " \
+                                                           "received"
+        self._resumed(st, c, ok, what + why, last_seq_id=last, seq_id=msg.seq_id)
 
     def _resume_trades(self, st: _Stream, c: _Conn, msg: TradeMsg) -> None:
         first = msg.trades[0] if msg.trades else None
