@@ -27,8 +27,9 @@ FAST = {"snapshot_timeout": 0.5, "backoff_base": 0.05, "backoff_max": 0.2,
         "ping_interval": 10.0, "pong_timeout": 10.0, "close_timeout": 0.5,
         "open_timeout": 2.0, "splice_wait": 1.0, "rest_retry_base": 0.05,
         "rest_retry_max": 0.2, "rest_timeout": 0.5, "silence_s": 30.0}
-#: Books push every 10 ms at 10x: a second without one is an outage here (Case.outage_after).
-SILENCE_S = 2.5
+#: Books push every 10 ms at 10x: 1.5 s without one is an outage here (Case.outage_after,
+#: with room for a loaded machine), and the silences injected last twice that.
+SILENCE_S = 3.0
 #: Client events that are incidents (everything else is routine or a repair step).
 INCIDENTS = ("gap", "checksum_failed", "rejected", "duplicate", "seq_reset", "malformed",
              "rest_error", "bootstrap_retry", "buffer_overflow", "notice", "switchover",
@@ -46,7 +47,7 @@ class Case:
     rest: bool = False  # an emulator without in-band snapshots, the fault armed at start
     #: A REST bootstrap holds a book's updates until its snapshot comes: a slow one is a
     #: silence of that stream, so these cases use a threshold above the fault's delay.
-    outage_after: float = 1.0
+    outage_after: float = 1.5
 
 
 CATALOGUE = {
