@@ -272,6 +272,9 @@ def test_cli_train_refuses_a_weak_model_unless_allowed(regime_change, tmp_path, 
     err = capsys.readouterr().err
     assert "the model is weak, not saved" in err and "log-loss" in err and "base rate" in err
     assert not out.exists()
+    assert main([*args, "--json"]) == 1        # --json readers see it too
+    j = json.loads(capsys.readouterr().out)
+    assert j["weak"] is True and j["weak_reason"].startswith("out of sample it does not beat")
     assert main([*args, "--allow-weak"]) == 0
     assert "WEAK model" in capsys.readouterr().err
     doc = json.loads(out.read_text())
@@ -306,6 +309,8 @@ def test_a_model_used_at_100x_its_order_size_warns_once(tilted, trained, mode):
     # ... and the run's info says so too (replay --json carries it)
     found = info["outside_training_range"]["maker_taker_model"]["order_size"]
     assert (found["value"], found["share"], found["max"]) == (1.0, 1.0, QTY)
+    if mode == "columnar":  # every tick checked at once
+        assert found["outside"] == found["checked"] == len(res.table)
     msgs = _range_warnings(w)
     size = [m for m in msgs if "'order_size'" in m]
     assert len(size) == 1, msgs     # once, though every tick is outside
@@ -415,7 +420,7 @@ def test_a_sweep_row_flags_a_model_used_outside_its_range(tilted, trained, tmp_p
 
     t = load_results(tmp_path / "out").set_index("p_quantity")
     big = "maker_taker_model: order_size = 1 is outside its training range [0.01, 0.01] "\
-        "(100.00% of the ticks)"
+        "(on 1,201 of 1,201 ticks)"
     assert big in t.loc[1.0, "model_warning"]
     # at its own size only the odd extreme tick shows, never the size
     assert "order_size" not in (t.loc[QTY, "model_warning"] or "")

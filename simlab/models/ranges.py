@@ -101,9 +101,10 @@ class RangeCheck:
     inputs the model has no range for are ignored, NaN values too. The first time an
     input falls outside ``[min, max]`` (widened by :data:`SPAN_SLACK` of the span) a
     :class:`ModelRangeWarning` names the input, its
-    training range and the value (for a batch: the most extreme value and the share of
-    values outside). ``outside`` keeps what was found, for a summary. A model without
-    recorded ranges (``has_ranges`` False) checks nothing.
+    training range and the value (for a batch: the most extreme value and how many of the
+    values are outside; one tick at a time, the first value found). ``outside`` keeps what
+    was found, for a summary. A model without recorded ranges (``has_ranges`` False)
+    checks nothing.
 
     >>> from simlab.models.logistic import LogisticFillModel
     >>> m = LogisticFillModel(("x",), (0.0,), (1.0,), (1.0,), 0.0, info={"training": {
@@ -143,7 +144,7 @@ class RangeCheck:
                 continue
             if type(v) is float:  # one tick (the live path): two comparisons
                 if v < lo or v > hi:
-                    self._found(k, v, 1.0)
+                    self._found(k, v, 1, 1)
                 continue
             if isinstance(v, np.ndarray):
                 a = v[np.isfinite(v)] if v.dtype.kind == "f" else v
@@ -153,18 +154,19 @@ class RangeCheck:
                 if vmin >= lo and vmax <= hi:
                     continue
                 worst = vmax if vmax > hi and (vmax - hi >= lo - vmin) else vmin
-                share = float(np.mean((a < lo) | (a > hi)))
+                n_out, n = int(np.count_nonzero((a < lo) | (a > hi))), int(a.size)
             else:
                 if not (v < lo or v > hi):  # NaN: not comparable, not a finding
                     continue
-                worst, share = float(v), 1.0
-            self._found(k, worst, share)
+                worst, n_out, n = float(v), 1, 1
+            self._found(k, worst, n_out, n)
 
-    def _found(self, k: str, value: float, share: float) -> None:
+    def _found(self, k: str, value: float, n_out: int, n: int) -> None:
         r = self.stats[k]
-        self.outside[k] = {"value": value, "share": share, "min": r["min"], "max": r["max"]}
+        self.outside[k] = {"value": value, "share": n_out / n, "outside": n_out, "checked": n,
+                           "min": r["min"], "max": r["max"]}
         self._live = [t for t in self._live if t[0] != k]
-        where = "" if share >= 1.0 else f" ({share:.2%} of the values checked)"
+        where = "" if n == 1 else f" (on {n_out:,} of the {n:,} values checked)"
         self._warn(f"{self.name}: input {k!r} = {_fmt(value)} is outside its training range "
                    f"[{_fmt(r['min'])}, {_fmt(r['max'])}] (p1 {_fmt(r['p1'])}, p99 "
                    f"{_fmt(r['p99'])}){where}; the model extrapolates there and its "

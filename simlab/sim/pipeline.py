@@ -494,6 +494,8 @@ class CostPipeline:
         as training recorded it (requested, in book units at our price)."""
         o = self.walk_order
         size = o.amount / (bid if o.buy else ask) if o.quote else o.amount
+        if isinstance(bid, np.ndarray) and not isinstance(size, np.ndarray):
+            size = np.full(len(bid), size)  # a batch is checked as a batch, tick by tick
         if feats is None:  # a model of the touch only
             own, opp = (bsz, asz) if o.buy else (asz, bsz)
             return {"own_best_size": own, "opp_best_size": opp, "order_size": size}

@@ -238,6 +238,7 @@ def train_maker_taker(recordings: Any, inst: str, *, quantity: float | None = No
                                     "base_brier", "brier_skill", "auc")},
                "test": _span(test_rows)}
     weak = _weak_classifier(m)
+    metrics.update({k: weak[k] for k in ("weak", "weak_reason") if k in weak})
     model = replace(model, info={**model.info, "metrics": metrics, **weak})
     table = pd.DataFrame({"model": [m["log_loss"], m["brier"], m["auc"]],
                           "base rate": [m["base_log_loss"], m["base_brier"], 0.5],
@@ -399,8 +400,9 @@ def train_slippage(recordings: Any, inst: str, *, side: str = "buy",
     scores = _slippage_scores(model, train["slippage_bps"].to_numpy(),
                               held["slippage_bps"].to_numpy(), pred)
     metrics.update(scores)
-    model = replace(model, info={**model.info, "metrics": metrics,
-                                 **_weak_regression(scores)})
+    weak = _weak_regression(scores)
+    metrics.update({k: weak[k] for k in ("weak", "weak_reason") if k in weak})
+    model = replace(model, info={**model.info, "metrics": metrics, **weak})
     table = cov.set_index("quantile")
     out = df.assign(split=np.where(test, "test", "train"))
     return TrainResult("slippage", model, metrics, table, cov, out)

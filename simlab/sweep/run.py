@@ -201,7 +201,8 @@ def _model_warning(models: dict[str, Any], info: dict[str, Any]) -> str | None:
              if m is not None and weak_reason(m)]
     for key, found in info.get("outside_training_range", {}).items():
         parts += [f"{key}: {name} = {f['value']:.6g} is outside its training range "
-                  f"[{f['min']:.6g}, {f['max']:.6g}] ({f['share']:.2%} of the ticks)"
+                  f"[{f['min']:.6g}, {f['max']:.6g}] (on {f['outside']:,} of "
+                  f"{f['checked']:,} ticks)"
                   for name, f in found.items()]
     return "; ".join(parts) or None
 
