@@ -17,20 +17,21 @@ from .verify import VerifyReport, format_report, verify
 _API = {
     "IMPORTERS": "importers", "ImportResult": "importers", "SourceError": "importers",
     "import_file": "importers", "seconds_to_ns": "importers", "RecordingError": "manifest",
-    "RawFrame": "reader", "Recording": "reader", "FORMAT_VERSION": "schema",
+    "RawFrame": "reader", "Recording": "reader", "UnknownStreamError": "reader",
+    "FORMAT_VERSION": "schema",
     "RecordingWriter": "writer", "rebuild": "writer",
 }
 
 __all__ = [
     "FORMAT_VERSION", "IMPORTERS", "ImportResult", "RawFrame", "Recording", "RecordingError",
-    "RecordingWriter", "SourceError", "VerifyReport", "format_report", "import_file", "rebuild",
-    "seconds_to_ns", "verify",
+    "RecordingWriter", "SourceError", "UnknownStreamError", "VerifyReport", "format_report",
+    "import_file", "rebuild", "seconds_to_ns", "verify",
 ]
 
 if TYPE_CHECKING:
     from .importers import IMPORTERS, ImportResult, SourceError, import_file, seconds_to_ns
     from .manifest import RecordingError
-    from .reader import RawFrame, Recording
+    from .reader import RawFrame, Recording, UnknownStreamError
     from .schema import FORMAT_VERSION
     from .writer import RecordingWriter, rebuild
 
