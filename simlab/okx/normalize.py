@@ -218,10 +218,9 @@ def _side_fast(levels: Any) -> tuple[list, ...] | None:
 def _form_ok(levels: Any, pstr: list, sstr: list) -> bool:
     """Every price, size and count a string of the book's form: one regex pass per column
     instead of one per string (a comma inside a string could pass it, but then float()
-    refuses that string)."""
+    refuses that string). Raises TypeError when one is not a string."""
     cstr = [lvl[-1] for lvl in levels if len(lvl) >= 3]
-    if {type(x) for x in pstr} | {type(x) for x in sstr} | {type(x) for x in cstr} != {str}:
-        return False
+    # join raises TypeError on anything but strings: the caller takes the checked path
     return bool(_DECIMALS(",".join(pstr)) and _DECIMALS(",".join(sstr))
                 and _COUNTS(",".join(cstr))
                 and max(map(len, pstr)) <= _MAX_NUMBER_CHARS

@@ -14,6 +14,7 @@ raw, counted malformed and refused by the book). Error reasons quote values thro
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -83,12 +84,18 @@ def _levels(d: dict, key: str, frame) -> list:
         return []
     if type(lv) is not list:
         raise OkxParseError(f"{key!r} must be a list of levels, got {show(lv)}", frame)
-    for level in lv:
-        # Strings only: the book judges their form, and must never be handed a nested
-        # object (its error message would repr it).
-        if type(level) is not list or len(level) < 2 or not all(type(x) is str for x in level):
-            raise OkxParseError(f"{key!r} level must be [price, size, ..., count] strings, "
-                                f"got {show(level)}", frame)
+    try:
+        # Strings only (join refuses anything else, in C): the book judges their form,
+        # and must never be handed a nested object (its error message would repr it).
+        "".join(chain.from_iterable(lv))
+        ok = all(type(level) is list and len(level) >= 2 for level in lv)
+    except TypeError:
+        ok = False
+    if not ok:
+        bad = next((lvl for lvl in lv if type(lvl) is not list or len(lvl) < 2
+                    or not all(type(x) is str for x in lvl)), lv)
+        raise OkxParseError(f"{key!r} level must be [price, size, ..., count] strings, "
+                            f"got {show(bad)}", frame)
     return lv
 
 
