@@ -102,14 +102,18 @@ _FIELDS = {f.name: f for f in fields(FaultSpec)}
 def parse_fault(text: str) -> FaultSpec:
     """``KIND[:key=value,...]`` -> :class:`FaultSpec` (the ``--fault`` option).
 
-    Keys: inst, channel, conn, after, at, duration, delay, count, status, code, msg.
+    Keys: inst, channel, conn, after, at, duration, delay, count, status, code, msg, and
+    last, ``payload`` (malformed: the exact frame to send, commas included).
 
     >>> parse_fault("rest-error:status=429,code=50011,count=2").status
     429
     >>> parse_fault("stall:duration=2.5,at=10").duration
     2.5
+    >>> parse_fault('malformed:after=3,payload={"event":"notice","arg":[1]}').payload
+    b'{"event":"notice","arg":[1]}'
     """
     kind, _, rest = text.strip().partition(":")
+    rest, _, payload = rest.partition("payload=")
     try:
         fault = Fault(kind.strip().lower())
     except ValueError:
@@ -133,6 +137,8 @@ def parse_fault(text: str) -> FaultSpec:
         except ValueError:
             raise ValueError(f"fault option {key} must be a number, got {value!r} in "
                              f"{text!r}") from None
+    if payload:
+        kw["payload"] = payload.encode()
     return FaultSpec(fault, **kw)
 
 
