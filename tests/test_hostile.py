@@ -433,6 +433,9 @@ def test_non_bytes_input_is_malformed_not_a_crash():
     for x in (None, 5, 1.5, ["a"], {"a": 1}, bytearray(b"pong"), memoryview(b"{}")):
         n = normalize(x)  # type: ignore[arg-type]
         assert n.kind in ("malformed", "pong")
+    # str with a lone surrogate (not encodable), on both parser paths
+    assert outcome("\ud800") == outcome('{"arg":{"channel":"books","instId":"\ud800"}}') \
+        == "malformed"
 
 
 # -- the fixed hostile corpus -----------------------------------------------------------
