@@ -302,3 +302,24 @@ def test_booksync_of_a_real_client_detects_a_skipped_update():
         if k != 5:
             sync.apply(parse_frame(x.frame))
     assert sync.stats.gaps == 1
+
+
+def test_frames_take_their_own_size_in_memory():
+    """orjson hands back every result in a 4 KB block; queued by the thousand for a slow
+    client, 300-byte updates held 14 times their size. The publisher's frames are tight."""
+    import tracemalloc
+
+    m = RandomMarket(seed=3, instruments=["BTC-USDT", "ETH-USDT"], rate=500)
+    p = Publisher(m, streams=[(ch, i) for i in ("BTC-USDT", "ETH-USDT")
+                              for ch in ("books-l2-tbt", "bbo-tbt", "books5", "trades")])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        pushes = p.advance(m.start_ms + 3000)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    frame_bytes = sum(len(x.frame) for x in pushes)
+    assert len(pushes) > 500
+    # frames, the Push tuples and the market's own state: about 3x the frames (14x before)
+    assert held < 4 * frame_bytes, (held, frame_bytes)

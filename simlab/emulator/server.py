@@ -79,6 +79,9 @@ SEND_TIMEOUT = 10.0
 #: Seconds the close handshake may take before the server aborts the connection.
 CLOSE_TIMEOUT = 2.0
 SLOW_CODE, SLOW_REASON = 4005, "Buffer is full, cannot write data"
+#: What a queued frame costs beyond its bytes (the Push tuple and its fields), so that
+#: max_queue_bytes bounds the memory the queue holds.
+_ITEM = 128
 #: At most this much (frames, bytes) is written to a connection's socket at once.
 _BATCH, _BATCH_BYTES = 512, 256 * 1024
 #: A bad request is quoted in the error up to this many characters.
@@ -215,7 +218,7 @@ class Connection:
             return  # a closing connection is sent nothing more: its queue must not grow
         q = self.queue
         q.append(item)
-        b = self.queued_bytes + len(item if type(item) is bytes else item.frame)
+        b = self.queued_bytes + len(item if type(item) is bytes else item.frame) + _ITEM
         self.queued_bytes = b
         if b > self.peak_bytes:
             self.peak_bytes = b
@@ -264,9 +267,9 @@ class Connection:
                 item = q.popleft()
                 if type(item) is bytes:
                     batch.append(item)
-                    size += len(item)
+                    size += len(item) + _ITEM
                     continue
-                size += len(item.frame)
+                size += len(item.frame) + _ITEM
                 if faults.armed:
                     frames, drop = faults.process(item)
                     batch.extend(frames)
