@@ -989,7 +989,7 @@ class OkxClient:
         for i in ids:
             st.seen.add(i)
         c.joined.add(st.key)
-        st.overlap = False
+        self._own(st, c.id)
         if st.resume is not None and "first" not in st.resume \
                 and self._slots[st.slot].current is c:
             self._resume_trades(st, c, msg)
@@ -1007,7 +1007,7 @@ class OkxClient:
                 return
             st.seen.add(h)
             c.joined.add(st.key)
-            st.overlap = False
+            self._own(st, c.id)
             if st.resume is not None and self._slots[st.slot].current is c:
                 self._resumed(st, c, False, "no sequence to tell what was missed")
         self._emit(recv_ns, c.id, msg.channel, inst, payload)
@@ -1029,7 +1029,7 @@ class OkxClient:
                 return
             st.seen.add(k)
             c.joined.add(st.key)
-            st.overlap = False
+            self._own(st, c.id)
             a = self._emit(recv_ns, c.id, st.channel, st.inst, payload)
             st.sync.apply(msg, a)
             self._sync_events(st, c.id)
@@ -1071,10 +1071,18 @@ class OkxClient:
                         _empty(msg))
         return kind in (Seq.UPDATE, Seq.HEARTBEAT, Seq.RESET)
 
+    def _own(self, st: _Stream, conn: int) -> None:
+        """A message of its own from the stream's current connection ends a switchover's
+        overlap (the old one, still read until closed, may run ahead of the new one)."""
+        if st.overlap:
+            cur = self._slots[st.slot].current
+            if cur is not None and cur.id == conn:
+                st.overlap = False
+
     def _accept(self, st: _Stream, conn: int, msg: Any, payload: bytes, recv_ns: int) -> None:
         a = self._emit(recv_ns, conn, st.channel, st.inst, payload)
         st.last_seq = msg.seq_id
-        st.overlap = False
+        self._own(st, conn)
         kind = st.sync.apply(msg, a)
         st.seen.add(_book_key(msg))
         st.seen_seq.add(msg.seq_id)
