@@ -323,3 +323,13 @@ def test_frames_take_their_own_size_in_memory():
     assert len(pushes) > 500
     # frames, the Push tuples and the market's own state: about 3x the frames (14x before)
     assert held < 4 * frame_bytes, (held, frame_bytes)
+
+
+def test_channel_tables_agree_with_simlab_okx():
+    """The publisher adds depth and cadence; the channel names are simlab.okx's."""
+    from simlab.emulator.publisher import FULL, INCREMENTAL, TRADES
+    from simlab.okx.messages import FULL_BOOK_CHANNELS, INCREMENTAL_BOOK_CHANNELS, TRADE_CHANNELS
+
+    assert set(INCREMENTAL) == INCREMENTAL_BOOK_CHANNELS
+    assert set(FULL) == FULL_BOOK_CHANNELS
+    assert TRADES in TRADE_CHANNELS

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 WS_PATH = "/ws/v5/public"
 #: OKX: all args of one request together at most MAX_REQUEST (64 KB); a bigger frame is
 #: refused with this reason.
-TOO_BIG = "Max frame length of 65536 has been exceeded."
+TOO_BIG = f"Max frame length of {MAX_REQUEST} has been exceeded."
 NOTICE_MSG = "The connection will soon be closed for a service upgrade. Please reconnect."
 #: Channels that cannot be subscribed together for one instrument (OKX, since 2024-07-17):
 #: simlab.okx's rule, both ways round.
