@@ -71,8 +71,10 @@ sweep = result.table
 sweep.filter(regex="^(p_notional|p_fee_tier|p_side|ticks|net_bps_mean|net_bps_p90|complete_share)$").head()
 
 # %% [markdown]
-# `complete_share` is the share of ticks where the visible book could fill the whole order
-# (else the costs are those of the part it could fill). The cheapest cells:
+# `complete_share` is the share of ticks where the visible book could fill the whole order.
+# The cost metrics cover those ticks only, and `rank` leaves out every cell with a tick it
+# could not fill (it warns and names them; `include_incomplete=True` ranks them too). The
+# cheapest cells:
 
 # %%
 rank(sweep, by="net_bps_mean", top=5)
