@@ -666,3 +666,25 @@ def test_a_frame_the_live_client_fails_on_is_stored_as_malformed(emulator_factor
     assert len(stored) == info["internal"] == result.malformed
     assert all(b'"channel":"trades"' in f.payload for f in stored)
     assert "trades" not in m["channels"] and m["channels"]["books"]["messages"] > 0
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("body", [
+    '{"code":"0","data":[{"ts":' + _nested(900) + ',"asks":[],"bids":[]}]}',
+    '{"code":"0","data":[{"ts":"1","asks":[' + _nested(900) + '],"bids":[]}]}',
+    '{"code":' + _nested(900) + ',"msg":"x"}',
+    '{"code":"1","msg":' + _nested(900) + '}',
+    '{"code":{"a":1},"data":[]}',
+])
+def test_a_hostile_rest_book_is_a_parse_error_with_a_short_message(body):
+    """The REST bootstrap's parser quotes values briefly, as the feed parser does: a deep
+    value raised RecursionError while its message was being built."""
+    from simlab.okx.messages import OkxParseError
+    from simlab.okx.rest import parse_rest_book
+
+    with pytest.raises(OkxParseError) as e:
+        parse_rest_book(body.encode(), "books", "BTC-USDT")
+    assert len(str(e.value)) < 400

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 
 from .connection import RateLimiter
-from .messages import BookMsg, OkxParseError
+from .messages import BookMsg, OkxParseError, show
 
 OKX_REST_URL = "https://www.okx.com"
 BOOKS_PATH = "/api/v5/market/books"
@@ -67,7 +67,7 @@ def _int(v: Any, what: str, body: bytes) -> int | None:
         return v
     if isinstance(v, str) and v.lstrip("-").isdigit():
         return int(v)
-    raise OkxParseError(f"REST book {what} must be an integer, got {v!r}", body)
+    raise OkxParseError(f"REST book {what} must be an integer, got {show(v)}", body)
 
 
 def _levels(v: Any, side: str, body: bytes) -> list:
@@ -77,7 +77,7 @@ def _levels(v: Any, side: str, body: bytes) -> list:
         if (not isinstance(lv, list) or len(lv) < 2
                 or not all(isinstance(x, str) for x in lv)):
             raise OkxParseError(f"REST book {side!r} level must be [price, size, ..., count] "
-                                f"strings, got {lv!r}", body)
+                                f"strings, got {show(lv)}", body)
     return v
 
 
@@ -103,8 +103,9 @@ def parse_rest_book(body: bytes | str, channel: str, inst_id: str) -> BookMsg:
         raise OkxParseError(f"REST book: invalid JSON ({e.msg} at char {e.pos})", raw) from None
     if not isinstance(d, dict):
         raise OkxParseError("REST book: expected a JSON object", raw)
-    if str(d.get("code")) != "0":
-        raise OkxParseError(f"REST error code {d.get('code')}: {d.get('msg')}", raw)
+    code = d.get("code")
+    if type(code) not in (str, int) or str(code) != "0":
+        raise OkxParseError(f"REST error code {show(code)}: {show(d.get('msg'), 200)}", raw)
     data = d.get("data")
     if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
         raise OkxParseError("REST book: 'data' must hold exactly one book object", raw)
@@ -175,7 +176,10 @@ class RestClient:
         try:
             d = orjson.loads(body)
             if isinstance(d, dict):
-                code, msg = d.get("code"), str(d.get("msg", ""))
+                # show(): a hostile body's code or msg may be any JSON value, nested deep
+                c, m = d.get("code"), d.get("msg", "")
+                code = c if type(c) in (str, int) else show(c)
+                msg = m if type(m) is str else show(m)
         except orjson.JSONDecodeError:
             pass
         if status != 200 or str(code) != "0":
