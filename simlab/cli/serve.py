@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         try:
-            check_host(args.host, args.public)
+            if not args.public:  # with --public the emulator itself warns (and we do below)
+                check_host(args.host)
         except ValueError:
             raise ValueError(f"--host {args.host!r} is not a loopback address (127.0.0.1, ::1, "
                              "localhost); the emulator has no authentication: add --public "

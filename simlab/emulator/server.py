@@ -140,15 +140,16 @@ def check_host(host: str, public: bool = False) -> None:
     ...     print(str(e)[:29])
     host '' binds every interface
     """
-    if public:
-        return
     if host == "localhost":
         return
     try:
         loopback = bool(host) and ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    if not loopback and public:
+        log.warning("serving on %r (public): no authentication, anyone who can reach it can "
+                    "connect", host)
+    elif not loopback:
         what = "binds every interface" if host in ("", "0.0.0.0", "::") else "is not loopback"
         raise ValueError(f"host {host!r} {what}: the emulator serves loopback only "
                          "(127.0.0.1, ::1, localhost) unless public=True (simlab serve --public)")
