@@ -65,6 +65,15 @@ class FrameDecoder:
         return ((self.channels is None or channel in self.channels)
                 and (self.insts is None or inst in self.insts))
 
+    def _may_be_wanted(self, channel: str | None, inst: str | None) -> bool:
+        """False when a malformed frame names a stream outside the selection; one that
+        names no channel or instrument may be anyone's, so it is reported."""
+        for name, selected in ((channel, self.channels), (inst, self.insts)):
+            if selected is not None and isinstance(name, str) and name and (
+                    name not in selected):
+                return False
+        return True
+
     def book(self, channel: str, inst: str) -> Any:
         """The current book of a stream (None before its first message)."""
         s = self.checker.syncs.get((channel, inst))
@@ -99,6 +108,8 @@ class FrameDecoder:
         msg = n.msg
         if msg is not None and is_book(msg) and self.wants(msg.channel, msg.inst_id):
             return self._book(f, msg, t0, perf_counter_ns())
+        if not self._may_be_wanted(n.channel, n.inst_id):
+            return []  # another stream's, skipped as its well-formed frames are
         self.counts["malformed"] += 1
         return [Notice("malformed", f.arrival, f.recv_ns, n.channel, n.inst_id,
                        (n.error or "unparseable frame")[:200], rec=self.rec)]

@@ -22,6 +22,7 @@ books in compiled code; its results are tested to equal this engine's.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import PurePath
@@ -31,8 +32,10 @@ import numpy as np
 import pyarrow.compute as pc
 from pyarrow.fs import FileSystem
 
+from simlab.okx.frames import RawFrame
+from simlab.okx.normalize import MALFORMED_CHANNEL
 from simlab.store.reader import Recording
-from simlab.store.schema import LEVELS, TRADES
+from simlab.store.schema import LEVELS, RAW, TRADES
 from simlab.store.verify import stale_ranges
 
 from .decode import FrameDecoder
@@ -258,6 +261,30 @@ def recv_window(rec: Recording, start: int | None, end: int | None, channel: str
     return int(recv.min()), int(recv.max())
 
 
+def selected_frames(rec: Recording, channels: Iterable[str] | None = None,
+                    insts: Iterable[str] | None = None,
+                    from_arrival: int = 0) -> Iterator[RawFrame]:
+    """The raw frames a replay of the selected streams decodes, in arrival order: the
+    streams' own, and every frame the recording keeps as malformed (``_malformed``), which
+    may be a push of a selected stream that its book must refuse (as verify and live do;
+    the decoder drops those of other streams).
+
+    >>> next(selected_frames(Recording("rec"), ["books5"], ["BTC-USDT"])).arrival  # doctest: +SKIP
+    0
+    """
+    chs = None if channels is None else list(channels)
+    ins = None if insts is None else list(insts)
+    own = rec.iter_raw(channel=chs, inst=ins, from_arrival=from_arrival)
+    if chs is None and ins is None:
+        return own  # the malformed partition is read with the rest
+    # only when present: a filter naming a stream the recording lacks is an error
+    if not any(f["dataset"] == RAW and f.get("channel") == MALFORMED_CHANNEL
+               for f in rec.manifest["files"]):
+        return own
+    bad = rec.iter_raw(channel=MALFORMED_CHANNEL, from_arrival=from_arrival)
+    return heapq.merge(own, bad, key=lambda f: f.arrival)
+
+
 def _stream_tables(rec: Recording, columns: list[str], channels: Iterable[str] | None,
                    insts: Iterable[str] | None) -> Iterator[Any]:
     """``columns`` of the selected streams' ``levels`` and ``trades`` rows, one table per
@@ -327,9 +354,8 @@ class ReplaySource:
                                wire_format=rec.wire_format, verify_checksum=self.verify_checksum,
                                rec=i, stale=stale_ranges(rec.manifest))
             self.decoders.append(dec)
-            frames = rec.iter_raw(channel=self.channels, inst=self.insts,
-                                  from_arrival=seek_arrival(rec, start, self.channels,
-                                                            self.insts))
+            frames = selected_frames(rec, self.channels, self.insts,
+                                     seek_arrival(rec, start, self.channels, self.insts))
             for f in frames:
                 if end is not None and f.recv_ns > end:
                     break
@@ -353,9 +379,9 @@ class ReplaySource:
                                rec=i, stale=stale_ranges(rec.manifest))
             self.decoders.append(dec)
             stop = stop_recv(rec, end, self.channels, self.insts)
-            frames = rec.iter_raw(channel=self.channels, inst=self.insts,
-                                  from_arrival=seek_arrival(rec, start, self.channels,
-                                                            self.insts, "exchange"))
+            frames = selected_frames(rec, self.channels, self.insts,
+                                     seek_arrival(rec, start, self.channels, self.insts,
+                                                  "exchange"))
             begun = False
             for f in frames:
                 if stop is not None and f.recv_ns > stop:

@@ -29,7 +29,7 @@ from simlab.store.schema import LEVELS, RAW
 from simlab.store.verify import stale_ranges
 
 from .decode import FrameDecoder
-from .replay import ReplayError, check_range, check_selection
+from .replay import ReplayError, check_range, check_selection, selected_frames
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +109,12 @@ def validity_from_breaks(arrival: np.ndarray, snapshot: np.ndarray,
 
 def validity_from_raw(rec: Recording, channel: str, inst: str, arrival: np.ndarray,
                       verify_checksum: bool = True) -> np.ndarray:
-    """Validity per message by decoding the stream's raw frames (exact, slower)."""
+    """Validity per message by decoding the stream's raw frames (exact, slower), its
+    pushes kept as malformed included (a refused one invalidates the book)."""
     dec = FrameDecoder(channels=[channel], insts=[inst], wire_format=rec.wire_format,
                        verify_checksum=verify_checksum, stale=stale_ranges(rec.manifest))
     seen: dict[int, bool] = {}
-    for f in rec.iter_raw(channel=channel, inst=inst):
+    for f in selected_frames(rec, [channel], [inst]):
         for ev in dec.decode(f):
             if ev.kind == "book":
                 seen[ev.arrival] = ev.valid
