@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from simlab.feed import tables
 from simlab.feed.replay import ReplaySource
+from simlab.models.fill_features import FILL_FEATURES
+from simlab.models.impact import ACParams
+from simlab.models.logistic import LogisticFillModel
+from simlab.sim import CostPipeline, OrderSpec
 from simlab.store import Recording, RecordingWriter, verify
 
 T0_MS = 1_652_459_225_000
@@ -61,10 +66,13 @@ FRAMES = [
     bad(books5(ETH, T0_MS + 6, 2, "10", "11"), "10"),                         # 5 bad, ETH
     books(BTC, T0_MS + 7, "update", [_lv("98")], []),                         # 6
     b"not json at all",                                                       # 7 bad, no stream
-    books5(BTC, T0_MS + 8, 3, "100", "101"),                                  # 8
+    books5(BTC, T0_MS + 8, 3, "100.5", "101"),                                # 8
     books5(ETH, T0_MS + 9, 3, "10", "11"),                                    # 9
     books(BTC, T0_MS + 10, "snapshot", [_lv("100")], [_lv("102")]),           # 10
     books(BTC, T0_MS + 11, "update", [_lv("99")], []),                        # 11
+    _dumps({"arg": {"channel": "trades", "instId": BTC},                      # 12
+            "data": [{"instId": BTC, "tradeId": "1", "px": "100", "sz": "0.1",
+                      "side": "buy", "ts": str(T0_MS + 12)}]}),
 ]
 #: (channel, inst) -> [(arrival, valid)] of its book ticks, as live and verify see them.
 EXPECTED = {("books5", BTC): [(0, True), (3, False), (8, True)],
@@ -147,6 +155,37 @@ def test_the_columnar_path_agrees(rec, validity):
     for (ch, inst), want in EXPECTED.items():
         m = tables.book_messages(rec, ch, inst, validity=validity)
         assert m.validity == validity
-        # the columnar messages are the level rows' (the bad push has none)
-        valid = dict(want)
-        assert m.valid.tolist() == [valid[int(a)] for a in m.arrival]
+        # the refused push is a message too, with no level rows: the event replay's tick
+        assert list(zip(m.arrival.tolist(), m.valid.tolist(), strict=True)) == want
+        refused = next(a for a, ok in want if not ok)
+        i = m.arrival.tolist().index(refused)
+        assert m.msg_start[i] == m.msg_start[i + 1]
+
+
+# A model that reads history: its feature state is reset where the book becomes unknown, so
+# the refused push must reach the columnar run as the event run (and live) sees it.
+HISTORY_MODEL = LogisticFillModel(
+    features=FILL_FEATURES, mean=(0.0,) * len(FILL_FEATURES), scale=(1.0,) * len(FILL_FEATURES),
+    coef=(-0.3, 0.2, 0.1, 0.5, -0.2, 0.05, 0.02, -0.01, -0.4), intercept=0.3,
+    info={"feature_params": {"lookback_ms": 1000, "depth_levels": 5}, "tick_size": 0.01})
+
+
+@pytest.mark.parametrize("model", [None, HISTORY_MODEL], ids=["queue-share", "history"])
+@pytest.mark.parametrize("channel", ["books5", "books"])
+@pytest.mark.parametrize("window", [{}, {"start": (T0_MS + 2) * 1_000_000,
+                                         "end": (T0_MS + 8) * 1_000_000},
+                                    {"start": (T0_MS + 2) * 1_000_000,
+                                     "end": (T0_MS + 5) * 1_000_000}],
+                         ids=["all", "range", "ends-at-the-refused-push"])
+def test_columnar_and_event_runs_agree_on_a_refused_push(rec, model, channel, window):
+    order = OrderSpec(BTC, "buy", 0.5, "base", "limit", "VIP1")
+    ac = ACParams(sigma=1.0, eta=0.01, gamma=0.0, lam=1e-6, T=30, N=5)
+    p = CostPipeline(order, channel=channel, impact=ac, model=model,
+                     metadata={BTC: {"instType": "SPOT"}})
+    ev = p.run(ReplaySource(rec.path, insts=[BTC], channels=p.channels, **window))
+    assert ev.counts["invalid"] >= 1
+    for validity in ("raw", "manifest"):
+        col = p.run_recording(rec.path, validity=validity, **window)
+        pd.testing.assert_frame_equal(ev.table, col.table, check_exact=True)
+        assert {k: col.counts[k] for k in ("book_ticks", "invalid", "priced")} == {
+            k: ev.counts[k] for k in ("book_ticks", "invalid", "priced")}

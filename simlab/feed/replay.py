@@ -33,7 +33,8 @@ import pyarrow.compute as pc
 from pyarrow.fs import FileSystem
 
 from simlab.okx.frames import RawFrame
-from simlab.okx.normalize import MALFORMED_CHANNEL
+from simlab.okx.messages import is_book
+from simlab.okx.normalize import MALFORMED_CHANNEL, normalize_raw
 from simlab.store.reader import Recording
 from simlab.store.schema import LEVELS, RAW, TRADES
 from simlab.store.verify import stale_ranges
@@ -242,6 +243,10 @@ def stop_recv(rec: Recording, end: int | None, channels: Iterable[str] | None = 
             keep = t.filter(pc.less_equal(t["ts_ms"], end // 1_000_000))["recv_ns"]
             if len(keep):
                 last = max(last, pc.max(keep).as_py())
+    for _, recv, ts in refused_pushes(rec, channels, insts).values():
+        keep = recv[ts <= end // 1_000_000]  # a refused push is a message of its stream too
+        if len(keep):
+            last = max(last, int(keep.max()))
     return last
 
 
@@ -256,6 +261,8 @@ def recv_window(rec: Recording, start: int | None, end: int | None, channel: str
     """
     t = rec.stream_table(LEVELS, channel=channel, inst=inst, columns=["recv_ns", "ts_ms"])
     recv = t["recv_ns"].to_numpy()[in_window(t["ts_ms"].to_numpy(), start, end)]
+    for _, r, ts in refused_pushes(rec, [channel], [inst]).values():
+        recv = np.concatenate([recv, r[in_window(ts, start, end)]])
     if not len(recv):
         return None
     return int(recv.min()), int(recv.max())
@@ -275,14 +282,50 @@ def selected_frames(rec: Recording, channels: Iterable[str] | None = None,
     chs = None if channels is None else list(channels)
     ins = None if insts is None else list(insts)
     own = rec.iter_raw(channel=chs, inst=ins, from_arrival=from_arrival)
-    if chs is None and ins is None:
-        return own  # the malformed partition is read with the rest
-    # only when present: a filter naming a stream the recording lacks is an error
-    if not any(f["dataset"] == RAW and f.get("channel") == MALFORMED_CHANNEL
-               for f in rec.manifest["files"]):
-        return own
+    if (chs is None and ins is None) or not has_malformed(rec):
+        return own  # unfiltered, the malformed partition is read with the rest
     bad = rec.iter_raw(channel=MALFORMED_CHANNEL, from_arrival=from_arrival)
     return heapq.merge(own, bad, key=lambda f: f.arrival)
+
+
+def has_malformed(rec: Recording) -> bool:
+    """True when the recording keeps raw frames in the malformed partition (asked of the
+    manifest: a filter naming a partition the recording lacks is an error).
+
+    >>> has_malformed(Recording("rec"))                       # doctest: +SKIP
+    False
+    """
+    return any(f["dataset"] == RAW and f.get("channel") == MALFORMED_CHANNEL
+               for f in rec.manifest["files"])
+
+
+def refused_pushes(rec: Recording, channels: Iterable[str] | None = None,
+                   insts: Iterable[str] | None = None
+                   ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The book pushes of the selected streams that the recording keeps as malformed (their
+    levels are bad, so they have no ``levels`` rows), per (channel, instrument): arrays of
+    arrival, receive time (ns) and exchange time (ms), in arrival order. The event replay
+    decodes each (its book is refused: a tick with no book); the columnar path needs them
+    to count the same ticks.
+
+    >>> refused_pushes(Recording("rec"), ["books5"], ["BTC-USDT"])  # doctest: +SKIP
+    {('books5', 'BTC-USDT'): (array([3]), array([1000000000003000000]), array([1652459225004]))}
+    """
+    if not has_malformed(rec):
+        return {}
+    chs = None if channels is None else set(channels)
+    ins = None if insts is None else set(insts)
+    found: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    for f in rec.iter_raw(channel=MALFORMED_CHANNEL):
+        # as FrameDecoder decodes a stored malformed frame, so the two agree on which count
+        msg = normalize_raw(f.payload, f.conn, MALFORMED_CHANNEL, None, rec.wire_format).msg
+        if (msg is None or not is_book(msg) or (chs is not None and msg.channel not in chs)
+                or (ins is not None and msg.inst_id not in ins)):
+            continue
+        ts = msg.ts if isinstance(msg.ts, int) else -1  # none sent: before any range
+        found.setdefault((msg.channel, msg.inst_id), []).append((f.arrival, f.recv_ns, ts))
+    return {k: tuple(np.array(c, dtype=np.int64) for c in zip(*v, strict=True))
+            for k, v in found.items()}
 
 
 def _stream_tables(rec: Recording, columns: list[str], channels: Iterable[str] | None,

@@ -29,7 +29,7 @@ from simlab.store.schema import LEVELS, RAW
 from simlab.store.verify import stale_ranges
 
 from .decode import FrameDecoder
-from .replay import ReplayError, check_range, check_selection, selected_frames
+from .replay import ReplayError, check_range, check_selection, refused_pushes, selected_frames
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,10 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     recv_ns = _receive_times(rec, channel, inst, arrival)
     # nulls (no seqIds) read as NaN, never equal to -1
     snapshot = per["snapshot"] | (prev == -1)
+    refused = refused_pushes(rec, [channel], [inst]).get((channel, inst))
+    if refused is not None:
+        arrival, recv_ns, ts_ms, snapshot, first = _with_refused(
+            refused, arrival, recv_ns, ts_ms, snapshot, first, t.num_rows)
     if validity == "raw" or (validity == "auto" and not has_integrity_record(rec)):
         if validity == "auto":
             log.info("%s: no integrity record in the manifest: checking %s:%s from raw "
@@ -177,6 +181,19 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     return BookMessages(channel, inst, arrival[sel], recv_ns[sel], ts_ms[sel], snapshot[sel],
                         valid[sel], emit[sel], flags[sel], msg_start[lo:hi + 1] - r0,
                         side[r0:r1], price[r0:r1], size[r0:r1], how)
+
+
+def _with_refused(refused: tuple[np.ndarray, np.ndarray, np.ndarray], arrival: np.ndarray,
+                  recv_ns: np.ndarray, ts_ms: np.ndarray, snapshot: np.ndarray,
+                  first: np.ndarray, rows: int) -> tuple[np.ndarray, ...]:
+    """The messages with the stream's refused pushes (``(arrival, recv_ns, ts_ms)``, kept as
+    malformed, so in no ``levels`` row) put in arrival order, each with no rows and no
+    snapshot: the event replay gives each a tick whose book is refused, and so must this."""
+    a, r, ts = refused
+    at = np.searchsorted(arrival, a)
+    starts = np.r_[first, rows][at]
+    return (np.insert(arrival, at, a), np.insert(recv_ns, at, r), np.insert(ts_ms, at, ts),
+            np.insert(snapshot, at, False), np.insert(first, at, starts))
 
 
 def _receive_times(rec: Recording, channel: str, inst: str, arrival: np.ndarray) -> np.ndarray:
