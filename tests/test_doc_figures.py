@@ -477,6 +477,29 @@ def test_readme_benchmark_figure_proposed(claim):
     _check(claim)
 
 
+def _table_cells(doc: str, header: str, column: int) -> list[str]:
+    """One column of the markdown table of ``doc`` whose header row starts with ``header``."""
+    table = next(b for b in blocks((ROOT / doc).read_text()) if b.startswith(header))
+    return [ln.split("|")[column + 1].strip() for ln in table.splitlines()[2:]]
+
+
+@pytest.mark.parametrize("doc, header, column", [
+    pytest.param("README.md", "| what | rate | target |", 1, marks=PROPOSED),
+    ("README.md", "| peer (its fastest realistic setup) |", 1),
+    ("README.md", "| peer (its fastest realistic setup) |", 2),
+    ("docs/sweeps.md", "| executor | 1 worker |", 1),
+    ("docs/sweeps.md", "| executor | 1 worker |", 2),
+    ("docs/emulator.md", "| what | book messages/s |", 1),
+])
+def test_every_benchmark_table_figure_has_a_claim(doc, header, column):
+    """A figure added to a benchmark table without its run's row here fails."""
+    quotes = [_norm(c.quote) for c in CLAIMS + README_PROPOSED if c.doc == doc]
+    cells = _table_cells(doc, header, column)
+    assert cells
+    for cell in cells:
+        assert any(_norm(cell) in q for q in quotes), f"{doc}: {cell!r} has no claim here"
+
+
 def test_a_figure_from_another_run_fails():
     # the README once quoted 57/83 cells/s (the whole suite's run) as the sweep run's
     wrong = Claim("README.md", "x", SWEEP, (("57", med("sweep, process pool, 1 worker")),), ())
