@@ -414,10 +414,8 @@ CLAIMS = [
           ), ("python -m benchmarks", "2026-11-25")),
 ]
 
-# README.md figures whose fix is proposed to the README's owner (issue 15's report): they
-# fail on today's README; when the edit lands, these pass and the mark must go.
-PROPOSED = pytest.mark.xfail(strict=True, reason="README edit proposed in issue 15's report")
-README_PROPOSED = [
+# README.md figures fixed in issue 15 (each once quoted a run other than the one named).
+README_FIXED = [
     Claim("README.md", "about 11x slower (139,000 against 12,300 frames/s", WHOLE, (
         ("11", lambda run: med(BOOK_CK)(run) / med(BOOK_CK_PY)(run)),
         ("139,000", med(BOOK_CK)),
@@ -471,9 +469,8 @@ def test_benchmark_figure_is_its_runs_row(claim):
     _check(claim)
 
 
-@pytest.mark.parametrize("claim", [pytest.param(c, marks=PROPOSED) for c in README_PROPOSED],
-                         ids=lambda c: f"{c.doc}:{c.quote[:40]}")
-def test_readme_benchmark_figure_proposed(claim):
+@pytest.mark.parametrize("claim", README_FIXED, ids=lambda c: f"{c.doc}:{c.quote[:40]}")
+def test_readme_benchmark_figure_fixed(claim):
     _check(claim)
 
 
@@ -484,7 +481,7 @@ def _table_cells(doc: str, header: str, column: int) -> list[str]:
 
 
 @pytest.mark.parametrize("doc, header, column", [
-    pytest.param("README.md", "| what | rate | target |", 1, marks=PROPOSED),
+    ("README.md", "| what | rate | target |", 1),
     ("README.md", "| peer (its fastest realistic setup) |", 1),
     ("README.md", "| peer (its fastest realistic setup) |", 2),
     ("docs/sweeps.md", "| executor | 1 worker |", 1),
@@ -493,7 +490,7 @@ def _table_cells(doc: str, header: str, column: int) -> list[str]:
 ])
 def test_every_benchmark_table_figure_has_a_claim(doc, header, column):
     """A figure added to a benchmark table without its run's row here fails."""
-    quotes = [_norm(c.quote) for c in CLAIMS + README_PROPOSED if c.doc == doc]
+    quotes = [_norm(c.quote) for c in CLAIMS + README_FIXED if c.doc == doc]
     cells = _table_cells(doc, header, column)
     assert cells
     for cell in cells:
