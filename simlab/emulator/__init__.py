@@ -6,12 +6,14 @@ OKX v5 public WebSocket and REST protocols, with fault injection (see ``docs/emu
 - :mod:`.server`: :class:`Emulator`, the WebSocket + REST server;
 - :mod:`.recorded`: :class:`RecordedFeed`, replay of a simlab recording;
 - :mod:`.faults`: the fault catalogue; :mod:`.testing`: test markets and the pytest fixture;
+- :mod:`.clock`: where the server reads the time (:class:`ManualClock` for tests);
 - :mod:`.flow`: :class:`ImbalanceFlowBook`, market orders that follow the touch imbalance;
 - :mod:`.offline`: :func:`write_synthetic_recording`, a synthetic recording in seconds.
 """
 
 from typing import Any
 
+from .clock import Clock, ManualClock, SystemClock
 from .faults import Fault, FaultSpec, parse_fault
 from .flow import ImbalanceFlowBook, imbalance_flow
 from .market import CSTMarket
@@ -30,7 +32,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "CHANNELS", "CSTMarket", "Emulator", "Event", "Fault", "FaultSpec", "ImbalanceFlowBook",
-    "Instrument", "LevelChange", "MarketSource", "Print", "Publisher", "Push", "RecordedFeed",
-    "default_market", "imbalance_flow", "parse_fault", "write_synthetic_recording",
+    "CHANNELS", "CSTMarket", "Clock", "Emulator", "Event", "Fault", "FaultSpec",
+    "ImbalanceFlowBook", "Instrument", "LevelChange", "ManualClock", "MarketSource", "Print",
+    "Publisher", "Push", "RecordedFeed", "SystemClock", "default_market", "imbalance_flow",
+    "parse_fault", "write_synthetic_recording",
 ]
