@@ -87,7 +87,7 @@ def test_a_slow_client_that_reads_again_sees_the_4005_close(emulator_factory):
     """A websockets client that stops reading until the server gave up on it, then reads:
     what was on the wire, then the close frame with OKX's code and reason."""
     emu = emulator_factory(heavy_market(), speed=10, max_queue_bytes=LIMIT,
-                           close_timeout=5.0).emulator
+                           close_timeout=10.0).emulator
 
     async def main():
         sock = socket.create_connection(("127.0.0.1", int(emu.ws_url.split(":")[2].split("/")[0])))
