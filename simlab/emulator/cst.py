@@ -412,9 +412,12 @@ class CSTBook:
                     out.append(LevelChange(ts, self.inst_id, "bid" if bid else "ask",
                                            self._px(tick), self._sz(lv[0]), len(lv[1])))
             bb, ba = self.best_bid, self.best_ask
-            if bb not in self.bids:  # the best level went: the next one is within the window
+            # The best level went: the next one is within the window. A side left empty
+            # (both were, and one was reseeded above) is reseeded on the next round; a scan
+            # of an empty side would never end.
+            if self.bids and bb not in self.bids:
                 bb = _scan(self.bids, bb, -1)
-            if ba not in self.asks:
+            if self.asks and ba not in self.asks:
                 ba = _scan(self.asks, ba, 1)
             self.best_bid, self.best_ask = bb, ba
             # Orders more than depth ticks from the opposite best leave the window.
