@@ -213,7 +213,7 @@ def test_parse_rest_book_and_its_errors():
         "books50-l2-tbt", "BTC-USDT", "snapshot", 123, -1)
     assert parse_rest_book(body.replace(b',"seqId":123', b""), "books", "X").seq_id is None
     for bad, reason in [(b"{", "invalid JSON"), (b'{"code":"50011","msg":"slow down"}',
-                                                 "REST error code '50011'"),
+                                                 "REST error code 50011: slow down"),
                         (b'{"code":"0","data":[]}', "exactly one book"),
                         (b'{"code":"0","data":[{"bids":[],"asks":[]}]}', "without 'ts'"),
                         (b'{"code":"0","data":[{"bids":[[1,2]],"asks":[],"ts":"1"}]}',

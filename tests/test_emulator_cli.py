@@ -82,11 +82,13 @@ def test_serve_comma_instruments_public_warning_and_wall_clock():
     assert "warning: --public" in err
 
 
-def test_serve_instruments_comma_and_space_forms():
+def test_serve_instruments_take_a_comma_list(capsys):
     p = build_parser()
     assert p.parse_args(["serve", "--instruments", "A,B"]).instruments == ["A", "B"]
-    assert p.parse_args(["serve", "--instruments", "A", "B"]).instruments == ["A", "B"]
     assert p.parse_args(["serve", "--inst", "A,B", "--inst", "C"]).instruments == ["A", "B", "C"]
+    with pytest.raises(SystemExit):  # one list dialect: the space-separated form is gone
+        p.parse_args(["serve", "--instruments", "A", "B"])
+    assert "unrecognized arguments: B" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -9,19 +9,6 @@ import sys
 from ._common import EXIT_OK, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 
-class _CommaList(argparse.Action):
-    """``--instruments A,B`` (and the older ``--instruments A B``): one flat list."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        items = list(getattr(namespace, self.dest, None) or [])
-        for v in values:
-            try:
-                items.extend(csv_list(v))
-            except argparse.ArgumentTypeError as e:
-                raise argparse.ArgumentError(self, str(e)) from None
-        setattr(namespace, self.dest, items)
-
-
 def add(sub) -> None:
     p = sub.add_parser("serve", help="run a local OKX exchange (WebSocket + REST)",
                        description="Serve a simulated market (or a recording) over OKX's v5 "
@@ -36,8 +23,8 @@ def add(sub) -> None:
     p.add_argument("--port", type=int, default=0, help="WebSocket port (0: any free port)")
     p.add_argument("--rest-port", type=int, default=0, help="REST port (0: any free port)")
     p.add_argument("--seed", type=int, default=0, help="market and seqId seed")
-    # A comma list like --inst elsewhere; space-separated words still work (older form).
-    p.add_argument("--instruments", "--inst", nargs="+", action=_CommaList,
+    # A comma list like --inst elsewhere (one list dialect); repeating the flag adds more.
+    p.add_argument("--instruments", "--inst", type=csv_list, action="extend",
                    metavar="A,B", dest="instruments",
                    help="instruments of the simulated market, comma-separated "
                         "(default: the market's own)")

@@ -385,6 +385,13 @@ class ReplaySource:
                 f"start={fmt_ns(self.start)}, end={fmt_ns(self.end)} "
                 f"({CLOCKS[self.time_basis]}), speed={self.speed})")
 
+    def _decoder(self, i: int, rec: Recording) -> FrameDecoder:
+        dec = FrameDecoder(channels=self.channels, insts=self.insts,
+                           wire_format=rec.wire_format, verify_checksum=self.verify_checksum,
+                           rec=i, stale=stale_ranges(rec.manifest))
+        self.decoders.append(dec)
+        return dec
+
     def _decoded(self) -> Iterator[tuple[int, int, Event]]:
         """(recording, recv_ns, event); pacing is applied by the iterators."""
         if self.time_basis == "exchange" and (self.start is not None or self.end is not None):
@@ -393,10 +400,7 @@ class ReplaySource:
         start, end = self.start, self.end
         self.decoders = []
         for i, rec in enumerate(self.recordings):
-            dec = FrameDecoder(channels=self.channels, insts=self.insts,
-                               wire_format=rec.wire_format, verify_checksum=self.verify_checksum,
-                               rec=i, stale=stale_ranges(rec.manifest))
-            self.decoders.append(dec)
+            dec = self._decoder(i, rec)
             frames = selected_frames(rec, self.channels, self.insts,
                                      seek_arrival(rec, start, self.channels, self.insts))
             for f in frames:
@@ -417,10 +421,7 @@ class ReplaySource:
         hi = None if end is None else end
         self.decoders = []
         for i, rec in enumerate(self.recordings):
-            dec = FrameDecoder(channels=self.channels, insts=self.insts,
-                               wire_format=rec.wire_format, verify_checksum=self.verify_checksum,
-                               rec=i, stale=stale_ranges(rec.manifest))
-            self.decoders.append(dec)
+            dec = self._decoder(i, rec)
             stop = stop_recv(rec, end, self.channels, self.insts)
             frames = selected_frames(rec, self.channels, self.insts,
                                      seek_arrival(rec, start, self.channels, self.insts,

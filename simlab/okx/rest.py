@@ -103,9 +103,12 @@ def parse_rest_book(body: bytes | str, channel: str, inst_id: str) -> BookMsg:
         raise OkxParseError(f"REST book: invalid JSON ({e.msg} at char {e.pos})", raw) from None
     if not isinstance(d, dict):
         raise OkxParseError("REST book: expected a JSON object", raw)
-    code = d.get("code")
+    code, msg = d.get("code"), d.get("msg")
     if type(code) not in (str, int) or str(code) != "0":
-        raise OkxParseError(f"REST error code {show(code)}: {show(d.get('msg'), 200)}", raw)
+        # plain text for OKX's own strings; anything else described briefly (show)
+        c = code if type(code) in (str, int) else show(code)
+        m = msg[:200] if type(msg) is str else show(msg)
+        raise OkxParseError(f"REST error code {c}: {m}", raw)
     data = d.get("data")
     if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
         raise OkxParseError("REST book: 'data' must hold exactly one book object", raw)
