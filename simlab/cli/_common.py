@@ -29,6 +29,15 @@ def csv_list(text: str) -> list[str]:
     return items
 
 
+def _parse_duration(text: str) -> float:
+    from simlab.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def duration(text: str) -> float:
     """A positive duration with a unit (``500ms``, ``60s``, ``5m``, ``8h``, ``1h30m``) or bare
     seconds, for argparse.
@@ -36,32 +45,20 @@ def duration(text: str) -> float:
     >>> duration("5m")
     300.0
     """
-    from simlab.units import parse_duration
-
-    try:
-        v = parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    v = _parse_duration(text)
     if v <= 0:
         raise argparse.ArgumentTypeError(f"duration {text!r} must be > 0")
     return v
 
 
 def duration_or_zero(text: str) -> float:
-    """A duration that may be 0 (e.g. "no interval").
+    """A duration that may be 0 (e.g. "no interval"); the syntax has no sign, so it is never
+    negative.
 
     >>> duration_or_zero("0"), duration_or_zero("2s")
     (0.0, 2.0)
     """
-    from simlab.units import parse_duration
-
-    try:
-        v = parse_duration(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"duration {text!r} must be >= 0")
-    return v
+    return _parse_duration(text)
 
 
 def order_inst_type(inst: str) -> str:
