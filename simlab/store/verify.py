@@ -46,6 +46,7 @@ from simlab.okx.bootstrap import splices, start_chain_at
 from simlab.okx.messages import BOOK_CHANNELS
 from simlab.okx.normalize import normalize_raw
 from simlab.okx.rest import REST_CONN
+from simlab.progress import bar
 
 from .manifest import RecordingError, ns_to_iso
 from .reader import Recording
@@ -375,13 +376,10 @@ def _requested(rep: VerifyReport, m: dict[str, Any]) -> None:
 
 
 def _replay(rec: Recording, rep: VerifyReport, progress: bool | None) -> _Tally:
-    from tqdm import tqdm
-
     tally = _Tally(stale_ranges(rec.manifest))
     expected = 0
-    disable = None if progress is None else not progress  # None: only on a terminal
-    with tqdm(total=rec.manifest.get("arrivals") or None, unit="msg", disable=disable,
-              desc="verify") as bar:
+    with bar(progress, total=rec.manifest.get("arrivals") or None, unit="msg",
+             desc="verify") as pbar:
         for f in rec.iter_raw():
             if f.arrival != expected:
                 tally.arrival(expected, f.arrival)
@@ -391,7 +389,7 @@ def _replay(rec: Recording, rep: VerifyReport, progress: bool | None) -> _Tally:
                 rep.first_recv_ns = f.recv_ns
             rep.last_recv_ns = f.recv_ns
             tally.frame(f, rec.wire_format)
-            bar.update()
+            pbar.update()
     return tally
 
 
