@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tqdm import tqdm
 
 from simlab.okx import OkxParseError
 from simlab.okx.normalize import (
@@ -55,6 +54,7 @@ from simlab.okx.normalize import (
     instrument_metadata,
     normalize,
 )
+from simlab.progress import bar
 
 from .verify import MAX_MALFORMED_SHARE
 from .writer import RecordingWriter
@@ -274,17 +274,16 @@ def _strip(lines: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
 
 @contextmanager
 def _progress(size: int, position: Callable[[], int], show: bool | None, desc: str):
-    bar = tqdm(total=size, unit="B", unit_scale=True, desc=desc,
-               disable=None if show is None else not show)
+    b = bar(show, total=size, unit="B", unit_scale=True, desc=desc)
 
     def tick() -> None:
-        bar.update(position() - bar.n)
+        b.update(position() - b.n)
 
     try:
         yield tick
         tick()
     finally:
-        bar.close()
+        b.close()
 
 
 # -- instrument metadata ---------------------------------------------------------------------
