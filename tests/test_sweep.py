@@ -370,6 +370,17 @@ def test_cli_sweep(tmp_path, capsys):
     assert "unknown instrument 'ETH-USDT'" in capsys.readouterr().out
 
 
+def test_cli_sweep_draws_no_bar_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    # without --no-progress the bar follows simlab.progress: off when stderr is a log
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"grid:\n  notional: [1000]\nfixed:\n  start: '{START}'\n"
+                    f"  end: '{END}'\n")
+    assert main(["sweep", SAMPLE, "--grid", str(grid), "--out", str(tmp_path / "res"),
+                 "--executor", "inline", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "cell" not in err and "\r" not in err, err[:500]
+
+
 def test_cli_bad_grid(tmp_path, capsys):
     grid = tmp_path / "g.yaml"
     grid.write_text("grid:\n  size: [1]\n")

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = _sweep_spec(args)
         res = run_sweep(spec, args.out, args.executor, workers=args.workers,
-                        progress=not (args.no_progress or args.quiet), keep_ticks=args.ticks)
+                        progress=False if args.no_progress or args.quiet else None,
+                        keep_ticks=args.ticks)
     except ValueError as e:
         print(f"simlab sweep: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -281,7 +281,8 @@ def _open_spec(spec: Any) -> SweepSpec:
 
 def run_sweep(spec: SweepSpec | dict | str | os.PathLike, out: str | os.PathLike,
               executor: Executor | str | Any = None, *, workers: int | None = None,
-              progress: bool = True, keep_ticks: bool = False, stop_after: int | None = None,
+              progress: bool | None = None, keep_ticks: bool = False,
+              stop_after: int | None = None,
               callback: Callable[[dict[str, Any]], Any] | None = None) -> SweepResult:
     """Run the cells of ``spec`` (a SweepSpec, a dict or a YAML path) not yet done in
     ``out`` and return every row of the spec.
@@ -290,6 +291,8 @@ def run_sweep(spec: SweepSpec | dict | str | os.PathLike, out: str | os.PathLike
     :func:`~simlab.sweep.executors.make_executor` (None = ``"local"``, ``workers``
     processes; closed at the end). ``keep_ticks``: also write each cell's per-tick table.
     ``stop_after``: run at most that many cells (the rest stay missing for a later call).
+    ``progress``: a bar of the cells, None (default) only where a person watches it
+    (:func:`simlab.progress.wanted`: a terminal or a notebook, not a log).
     ``callback(row)``: called after each row is written. On KeyboardInterrupt (or any
     exception from ``callback``) queued cells are cancelled, every finished row is already
     on disk, and the exception propagates.
@@ -300,7 +303,7 @@ def run_sweep(spec: SweepSpec | dict | str | os.PathLike, out: str | os.PathLike
     >>> r.ran, r.table["net_bps_mean"].round(2).tolist()           # doctest: +SKIP
     (2, [5.05, 5.52])
     """
-    from tqdm.auto import tqdm
+    from simlab.progress import bar as progress_bar
 
     spec = _open_spec(spec)
     if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(
@@ -330,8 +333,8 @@ def run_sweep(spec: SweepSpec | dict | str | os.PathLike, out: str | os.PathLike
         pending: dict[Any, Cell] = {}
         clean = False
         try:
-            with tqdm(total=len(todo), desc="sweep", unit="cell", disable=not progress,
-                      dynamic_ncols=True) as bar:
+            with progress_bar(progress, total=len(todo), desc="sweep", unit="cell",
+                              dynamic_ncols=True) as bar:
                 def fill() -> None:
                     while len(pending) < window and (c := next(queue, None)) is not None:
                         pending[ex.submit(run_cell, c, keep_ticks)] = c
