@@ -1,27 +1,33 @@
 """The ``simlab`` command line.
 
     simlab import okx-capture OKX.ws.1.0 --out rec [--instruments OKX.0]
-    simlab verify rec [--json]
+    simlab verify rec [--json] [--quick]
     simlab rebuild rec
     simlab serve [--port 0] [--rest-port 0] [--speed K|max] [--checksum off] [--snapshot off]
-                 [--recording DIR] [--fault SPEC ...]
+                 [--instruments A,B] [--recording DIR] [--fault SPEC] [--fault SPEC ...]
     simlab record --inst BTC-USDT,ETH-USDT-SWAP --channels books,trades --out DIR
-                  [--duration 8h] [--rotate 5m] [--ws-url URL] [--rest-url URL] [--stats]
+                  [--duration 8h] [--rotate 5m] [--allow-partial] [--outage-after 90s]
+                  [--ws-url URL] [--rest-url URL] [--stats]
     simlab replay DIR [DIR ...] --inst BTC-USDT --side buy --notional 100 [--fee-tier VIP1]
-                  [--order-type limit] [--start T] [--end T] [--json] [--out F.parquet]
-                  [--mode events] [--stats]
-    simlab demo [--out DIR] [--seconds 30]
-    simlab train maker-taker DIR [DIR ...] --inst BTC-USDT --quantity 0.01 [--horizon 5s]
-                 [--side both] [--queue conservative] --out model.json
+                  [--order-type limit] [--start T] [--end T] [--time-basis exchange|recv]
+                  [--impact-horizon 60s] [--json] [--out F.parquet] [--mode events] [--stats]
+    simlab demo [--out DIR] [--duration 30s]
+    simlab train maker-taker DIR [DIR ...] --inst BTC-USDT --quantity 0.01 [--fill-horizon 5s]
+                 [--side both] [--queue conservative] [--allow-weak] --out model.json
     simlab train slippage DIR [DIR ...] --inst BTC-USDT [--side buy] --out model.json
-    simlab synth --out DIR [--seconds 600] [--inst BTC-USDT,...] [--channels books,trades]
+    simlab synth --out DIR [--duration 10m] [--inst BTC-USDT,...] [--channels books,trades]
                  [--seed 0] [--imbalance-flow BETA] [--checksum on|off]
     simlab sweep DIR [DIR ...] --grid grid.yaml [--inst X] [--executor local|inline|dask://H:P]
                  [--workers N] [--out results] [--ticks] [--json]
 
-Exit status: 0 success, 1 verification found problems (``record``: stopped by a write
-error, e.g. a full disk; ``sweep``: a cell failed), 2 unusable input (message on stderr,
-no traceback).
+Every command takes ``--log-level`` (or ``-q``); lists are comma-separated and durations
+take units (500ms, 60s, 5m, 8h).
+
+Exit status: 0 success; 1 the job was not done as asked: verification found problems,
+``record`` was refused a subscription or stopped by a write error, ``replay`` could fill
+the order at no tick, ``train`` made a model no better than the base rate, ``sweep`` had a
+failed cell; 2 unusable input (message on stderr, no traceback); 141 stdout closed by its
+reader.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     p = argparse.ArgumentParser(prog="simlab", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"simlab {__version__}")
-    _logging_flags(p, argparse.SUPPRESS)
+    _logging_flags(p)
     sub = p.add_subparsers(dest="command")
     importer.add(sub)
     verify.add(sub)
@@ -66,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add(sub)
     synth.add(sub)
     sweep.add(sub)
-    _each_command(p, lambda cmd: _logging_flags(cmd, argparse.SUPPRESS))
+    _each_command(p, _logging_flags)
     p.set_defaults(log_level="warning", quiet=False)
     return p
 
@@ -80,12 +86,13 @@ def _each_command(p: argparse.ArgumentParser, fn) -> None:
                 _each_command(cmd, fn)
 
 
-def _logging_flags(p: argparse.ArgumentParser, default) -> None:
-    # SUPPRESS keeps a subcommand's unset flag from overwriting the one given before it.
+def _logging_flags(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS keeps a subcommand's unset flag from overwriting the one given before it;
+    # build_parser sets the real defaults once.
     g = p.add_argument_group("logging")
-    g.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default=default,
+    g.add_argument("--log-level", choices=LOG_LEVELS, type=str.lower, default=argparse.SUPPRESS,
                    help="terminal log level (default warning)")
-    g.add_argument("-q", "--quiet", action="store_true", default=default,
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                    help="log errors only (= --log-level error)")
 
 
