@@ -74,9 +74,9 @@ except ImportError:  # optional: only .zst input needs it
 _READ_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile, _ZstdError)
 #: A file with no market-data frame and more than MAX_MALFORMED_SHARE (verify's threshold)
 #: malformed lines is not what the format expects (binary noise, another format): it is
-#: refused, not imported.
-#: Lines after which an input with no market-data frame yet and mostly malformed lines is
-#: refused without reading the rest (a large binary file fails fast).
+#: refused, not imported (:class:`_Tally`). Lines after which an input with no
+#: market-data frame yet and mostly malformed lines is refused without reading the rest
+#: (a large binary file fails fast).
 _EARLY_LINES = 10_000
 #: What each format expects, for error messages.
 EXPECTED = {
@@ -343,12 +343,9 @@ class _Tally:
         early once :data:`_EARLY_LINES` frames are mostly malformed."""
         if self.data or (not final and self.frames < _EARLY_LINES):
             return
-        share = self.malformed / self.frames if self.frames else 0.0
-        if self.frames == 0:
-            if not final:
-                return
+        if self.frames == 0:  # final here: frames < _EARLY_LINES returned above
             why = "it holds no frame (only blank lines, client requests or connect lines)"
-        elif share > MAX_MALFORMED_SHARE:
+        elif self.malformed > MAX_MALFORMED_SHARE * self.frames:
             why = (f"{self.malformed:,} of its {self.frames:,} lines are malformed (first: "
                    f"{self.first_reason}) and none is a market-data frame")
         elif final:
