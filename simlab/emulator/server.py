@@ -48,7 +48,7 @@ from .faults import (
     FaultSpec,
     with_at,
 )
-from .publisher import FULL, INCREMENTAL, Publisher, Push
+from .publisher import FULL, INCREMENTAL, Publisher, Push, _tight
 from .rest import RestApi
 from .source import MarketSource
 
@@ -217,9 +217,16 @@ class Connection:
     def enqueue(self, item: Push | bytes) -> None:
         if self.closing:
             return  # a closing connection is sent nothing more: its queue must not grow
+        if type(item) is bytes:
+            # A frame of the server's own (ack, error, pong): held at its size, as the
+            # publisher holds its pushes, so that the byte bound sees what the queue holds.
+            item = _tight(item)
+            n = len(item)
+        else:
+            n = len(item.frame)
         q = self.queue
         q.append(item)
-        b = self.queued_bytes + len(item if type(item) is bytes else item.frame) + _ITEM
+        b = self.queued_bytes + n + _ITEM
         self.queued_bytes = b
         if b > self.peak_bytes:
             self.peak_bytes = b
