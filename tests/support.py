@@ -6,8 +6,10 @@ tests that need it skip when it is absent.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from simlab.book import IMPLS, L2Book
@@ -53,3 +55,15 @@ def assert_bitwise(arr, scalars) -> None:
     na, ns = np.isnan(arr), np.isnan(s)
     assert np.array_equal(na, ns)
     assert np.array_equal(arr[~na].view(np.int64), s[~ns].view(np.int64))
+
+
+async def subscribe_requests(ws) -> AsyncIterator[dict]:
+    """The subscribe requests a hand-written OKX server receives on ``ws`` (a websockets
+    connection), answering ``ping`` with ``pong`` and skipping every other request."""
+    async for text in ws:
+        if text == "ping":
+            await ws.send("pong")
+            continue
+        req = orjson.loads(text)
+        if req.get("op") == "subscribe":
+            yield req

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 import pytest
+from support import subscribe_requests
 
 from simlab.book import L2Book
 from simlab.emulator.testing import RandomMarket, run
@@ -455,13 +456,7 @@ def test_a_subscribe_error_naming_no_argument_refuses_what_was_not_acked():
     from websockets.asyncio.server import serve
 
     async def handler(ws):
-        async for text in ws:
-            if text == "ping":
-                await ws.send("pong")
-                continue
-            req = orjson.loads(text)
-            if req.get("op") != "subscribe":
-                continue
+        async for req in subscribe_requests(ws):
             good, _bad = req["args"]
             await ws.send(orjson.dumps({"id": req["id"], "event": "subscribe", "arg": good,
                                         "connId": "x"}).decode())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from support import subscribe_requests
 
 from simlab.emulator import Fault, FaultSpec
 from simlab.emulator.testing import RandomMarket, ScriptedMarket, run
@@ -263,13 +264,7 @@ def test_a_stream_refused_later_lets_the_others_record_on_and_fails_at_the_end(t
     async def handler(ws):
         n = len(conns)
         conns.append(ws)
-        async for text in ws:
-            if text == "ping":
-                await ws.send("pong")
-                continue
-            req = orjson.loads(text)
-            if req.get("op") != "subscribe":
-                continue
+        async for req in subscribe_requests(ws):
             for arg in req["args"]:
                 if n > 0 and arg["instId"] == "AAA-USDT":
                     await ws.send(orjson.dumps({"id": req["id"], "event": "error",
