@@ -423,12 +423,10 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 def _names(v: str | Collection[str] | None, what: str) -> frozenset[str] | None:
     if v is None:
         return None
-    names = frozenset((v,)) if isinstance(v, str) else None
-    if names is None:
-        try:
-            names = frozenset(v)
-        except TypeError:
-            names = frozenset((v,))
+    try:
+        names = frozenset((v,) if isinstance(v, str) else v)
+    except TypeError:  # not a collection: one name, refused below unless a str
+        names = frozenset((v,))
     bad = [n for n in names if not isinstance(n, str)]
     if bad:
         raise TypeError(f"{what} must be a name or a collection of names (str), got "
