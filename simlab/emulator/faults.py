@@ -82,10 +82,12 @@ class FaultSpec:
     status: int = 500
     code: str = "50026"
     msg: str = "System error."
-    payload: bytes | None = None  # malformed: send exactly this frame
+    payload: bytes | None = None  # malformed: send exactly this frame (a str is encoded)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Fault(self.kind))
+        if isinstance(self.payload, str):
+            object.__setattr__(self, "payload", self.payload.encode())
         if (self.after < 0 or self.count < 0 or self.duration < 0
                 or (self.delay is not None and self.delay < 0)):
             raise ValueError(f"fault {self.kind}: after, count, duration and delay must be "
@@ -138,7 +140,7 @@ def parse_fault(text: str) -> FaultSpec:
             raise ValueError(f"fault option {key} must be a number, got {value!r} in "
                              f"{text!r}") from None
     if payload:
-        kw["payload"] = payload.encode()
+        kw["payload"] = payload
     return FaultSpec(fault, **kw)
 
 
@@ -222,8 +224,6 @@ class ConnectionFaults:
                 bad = spec.payload
                 if bad is None:
                     bad = push.frame[: max(1, len(push.frame) // 2)]
-                elif isinstance(bad, str):  # from --fault malformed:payload=...
-                    bad = bad.encode()
                 frames.insert(0, bad)
                 self._done(a)
             elif kind is Fault.DUPLICATE:
