@@ -26,13 +26,14 @@ message of each on the next connection proved (``lossless`` and why).
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from simlab.units import parse_duration as parse_duration  # the one parser, re-exported
 
 from .manifest import ns_to_iso
 
@@ -42,32 +43,6 @@ STREAM_BREAKS = ("gap", "checksum_failed", "rejected", "buffer_overflow")
 SYNC_DONE = ("synced", "resync_done")
 REPAIR_STEPS = ("snapshot_timeout", "bootstrap", "rest_error", "bootstrap_retry")
 _STEP_LIMIT = 20
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
-_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: ``90``, ``30s``, ``5m``, ``8h``, ``1h30m``, ``0.5s``.
-
-    >>> parse_duration("8h"), parse_duration("1h30m"), parse_duration("0.5")
-    (28800.0, 5400.0, 0.5)
-    >>> parse_duration("soon")
-    Traceback (most recent call last):
-    ValueError: duration 'soon': expected a number with an optional unit s, m, h or d \
-(e.g. 30s, 5m, 8h, 1h30m)
-    """
-    s = str(text).strip().lower()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT[m.group(2)]
-        pos = m.end()
-    if not s or pos != len(s):
-        raise ValueError(f"duration {text!r}: expected a number with an optional unit s, m, "
-                         "h or d (e.g. 30s, 5m, 8h, 1h30m)")
-    return total
 
 
 def _key(ev: dict[str, Any]) -> str:
