@@ -141,9 +141,7 @@ def write_synthetic_recording(
     >>> r.ok, r.channels["books"]["total"]["snapshots"], r.control
     (True, 1, {'subscribe': 2, 'unsubscribe': 2})
     """
-    from tqdm import tqdm
-
-    from simlab.progress import wanted
+    from simlab.progress import bar
     from simlab.store.writer import RecordingWriter
 
     seconds = _number(seconds, "seconds", positive=True)
@@ -212,10 +210,9 @@ def write_synthetic_recording(
                         w.add(snap.frame, max(ns, snap.ts_ms * 1_000_000 + lat_ns), n)
         last = ns
         # Counted in ms (exact integers), shown in simulated seconds.
-        with tqdm(total=dur_ms, unit="s", unit_scale=0.001, desc="synth",
-                  disable=not wanted(progress),
-                  bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} simulated s [{elapsed}<"
-                             "{remaining}]") as bar:
+        with bar(progress, total=dur_ms, unit="s", unit_scale=0.001, desc="synth",
+                 bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} simulated s [{elapsed}<"
+                            "{remaining}]") as pbar:
             t = t0
             while t < end_ms:
                 nxt = min(t + step_ms, end_ms)
@@ -224,7 +221,7 @@ def write_synthetic_recording(
                     # receive times ordered whatever a custom market does.
                     last = max(last, p.ts_ms * 1_000_000 + lat_ns)
                     w.add(p.frame, last, conn_of[(p.channel, p.inst_id)])
-                bar.update(nxt - t)
+                pbar.update(nxt - t)
                 t = nxt
         last = max(last, end_ms * 1_000_000 + lat_ns)
         for n, args in enumerate(conns):
