@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import PurePath
 from typing import Any
@@ -299,33 +300,51 @@ def has_malformed(rec: Recording) -> bool:
                for f in rec.manifest["files"])
 
 
+#: Each open recording's refused book pushes, of every stream (see :func:`refused_pushes`):
+#: its malformed partition is read and decoded once, however many helpers of a run ask.
+_REFUSED: weakref.WeakKeyDictionary[Recording, dict[tuple[str, str], tuple[np.ndarray, ...]]] = (
+    weakref.WeakKeyDictionary())
+
+
 def refused_pushes(rec: Recording, channels: Iterable[str] | None = None,
                    insts: Iterable[str] | None = None
                    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The book pushes of the selected streams that the recording keeps as malformed (their
     levels are bad, so they have no ``levels`` rows), per (channel, instrument): arrays of
-    arrival, receive time (ns) and exchange time (ms), in arrival order. The event replay
-    decodes each (its book is refused: a tick with no book); the columnar path needs them
-    to count the same ticks.
+    arrival, receive time (ns) and exchange time (ms), in arrival order (read-only: shared by
+    every call on the same :class:`Recording`). The event replay decodes each (its book is
+    refused: a tick with no book); the columnar path needs them to count the same ticks.
 
     >>> refused_pushes(Recording("rec"), ["books5"], ["BTC-USDT"])  # doctest: +SKIP
     {('books5', 'BTC-USDT'): (array([3]), array([1000000000003000000]), array([1652459225004]))}
     """
     if not has_malformed(rec):
         return {}
+    every = _REFUSED.get(rec)
+    if every is None:
+        every = _REFUSED[rec] = _refused_pushes(rec)
     chs = None if channels is None else set(channels)
     ins = None if insts is None else set(insts)
+    return {k: v for k, v in every.items()
+            if (chs is None or k[0] in chs) and (ins is None or k[1] in ins)}
+
+
+def _refused_pushes(rec: Recording) -> dict[tuple[str, str], tuple[np.ndarray, ...]]:
     found: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     for f in rec.iter_raw(channel=MALFORMED_CHANNEL):
         # as FrameDecoder decodes a stored malformed frame, so the two agree on which count
         msg = normalize_raw(f.payload, f.conn, MALFORMED_CHANNEL, None, rec.wire_format).msg
-        if (msg is None or not is_book(msg) or (chs is not None and msg.channel not in chs)
-                or (ins is not None and msg.inst_id not in ins)):
+        if msg is None or not is_book(msg):
             continue
         ts = msg.ts if isinstance(msg.ts, int) else -1  # none sent: before any range
         found.setdefault((msg.channel, msg.inst_id), []).append((f.arrival, f.recv_ns, ts))
-    return {k: tuple(np.array(c, dtype=np.int64) for c in zip(*v, strict=True))
-            for k, v in found.items()}
+    out = {}
+    for k, v in found.items():
+        cols = tuple(np.array(c, dtype=np.int64) for c in zip(*v, strict=True))
+        for c in cols:
+            c.flags.writeable = False
+        out[k] = cols
+    return out
 
 
 def _stream_tables(rec: Recording, columns: list[str], channels: Iterable[str] | None,
