@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 
 import orjson
@@ -106,3 +107,38 @@ def test_serve_refuses_bad_options_before_binding(argv, words, capsys):
     err = capsys.readouterr().err
     for w in words:
         assert w in err, err
+
+
+_FAILING_SERVE = r"""
+import sys
+import simlab.emulator
+from simlab.cli import main
+from simlab.emulator.testing import RandomMarket
+
+class Failing(RandomMarket):
+    calls = 0
+    def advance(self, until_ms):
+        Failing.calls += 1
+        if Failing.calls > 20:
+            raise ZeroDivisionError("price walked to 0")
+        return super().advance(until_ms)
+
+simlab.emulator.default_market = lambda seed, insts=None: Failing(seed, ["BTC-USDT"])
+sys.exit(main(["serve", "--port", "0", "--rest-port", "0"]))
+"""
+
+
+def test_serve_whose_market_failed_does_not_exit_0():
+    """The feed stopped (the market raised): Ctrl-C then ends serve with 1, not 0."""
+    proc = subprocess.Popen([sys.executable, "-c", _FAILING_SERVE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[1].startswith("ws "), lines
+        time.sleep(1.0)  # 20 clock steps of 10 ms, then the market raises
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert "the market failed" in err, err
+    assert proc.returncode == 1, err
+    assert "feed stopped" in err.splitlines()[-1], err

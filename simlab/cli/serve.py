@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 
-from ._common import EXIT_OK, EXIT_USAGE, csv_list, duration, duration_or_zero
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 
 def add(sub) -> None:
@@ -127,4 +127,9 @@ def run(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
         asyncio.run(serve())
+    if emu.clock_error is not None:  # logged when it happened; the clients saw 1011
+        e = emu.clock_error
+        print(f"simlab serve: error: the feed stopped: the market raised "
+              f"{type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_PROBLEMS
     return EXIT_OK
