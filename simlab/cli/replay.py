@@ -181,11 +181,9 @@ def run(args: argparse.Namespace) -> int:
 def _slippage_model_summary(res, model, include_incomplete: bool) -> dict:
     """The slippage model's columns described over the ticks the cost summary covers."""
     from simlab.sim.model_use import slippage_columns
-    from simlab.sim.summary import describe
+    from simlab.sim.summary import covered, describe
 
-    t = res.table
-    if not include_incomplete and len(t):
-        t = t[t["complete"]]
+    t = covered(res.table, include_incomplete)
     cols = slippage_columns(model)
     return {"columns": {c: describe(t[c]) for c in cols}, "ticks": len(t),
             "covers": "all" if include_incomplete else "complete-fill",

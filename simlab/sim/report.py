@@ -41,6 +41,7 @@ from matplotlib.figure import Figure
 from simlab.models.impact import ACParams, frontier, trajectory
 
 from .pipeline import STAGES, CostResult
+from .summary import complete_mask
 
 __all__ = [
     "COST_LINES",
@@ -261,7 +262,7 @@ def plot_costs(ax_cost: Axes, ax_mid: Axes, table: pd.DataFrame, *, quote: str =
     step = max(1, math.ceil(len(table) / max_points))
     # recv_ns is UTC nanoseconds: naive datetime64 is UTC, and matplotlib plots it natively
     t = pd.to_datetime(table["recv_ns"].to_numpy("int64")[::step], unit="ns").to_numpy()
-    done = (table["complete"].to_numpy(bool) if "complete" in table.columns
+    done = (complete_mask(table) if "complete" in table.columns
             else np.ones(len(table), bool))
     n_bad = int((~done).sum())
     for col, name, colour in COST_LINES:

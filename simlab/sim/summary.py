@@ -63,6 +63,26 @@ def latency_summary(lat: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def complete_mask(table: pd.DataFrame) -> np.ndarray:
+    """Per tick of a cost table, whether the visible book filled the whole order (its
+    ``complete`` column, as a bool array).
+
+    >>> complete_mask(pd.DataFrame({"complete": [True, False]})).tolist()
+    [True, False]
+    """
+    return table["complete"].to_numpy(dtype=bool) if len(table) else np.zeros(0, bool)
+
+
+def covered(table: pd.DataFrame, include_incomplete: bool = False) -> pd.DataFrame:
+    """The ticks the cost statistics cover: those where the book filled the whole order,
+    or every tick with ``include_incomplete`` (an incomplete one priced for the part filled).
+
+    >>> len(covered(pd.DataFrame({"complete": [True, False]})))
+    1
+    """
+    return table if include_incomplete else table[complete_mask(table)]
+
+
 def fill_summary(table: pd.DataFrame, include_incomplete: bool = False) -> dict[str, Any]:
     """How often the book filled the order, and what the cost statistics cover: ``ticks``,
     ``complete`` and ``incomplete`` counts, ``incomplete_pct``, the ``filled_share``
@@ -80,7 +100,7 @@ def fill_summary(table: pd.DataFrame, include_incomplete: bool = False) -> dict[
     statistics below cover the 2 complete ticks
     """
     n = len(table)
-    done = table["complete"].to_numpy(dtype=bool) if n else np.zeros(0, bool)
+    done = complete_mask(table)
     share = (table["filled_share"].to_numpy(dtype=np.float64) if "filled_share" in table
              else np.full(n, np.nan))
     nc = int(done.sum())
@@ -145,8 +165,7 @@ def summarize_result(result: Any, include_incomplete: bool = False) -> dict[str,
     """
     t = result.table
     fills = fill_summary(t, include_incomplete)
-    done = t["complete"].to_numpy(dtype=bool) if len(t) else np.zeros(0, bool)
-    covered = t if include_incomplete else t[done]
+    costs = covered(t, include_incomplete)
     out: dict[str, Any] = {
         "order": result.order.as_dict(),
         "instrument": {"inst": result.instrument.inst, "inst_type": result.instrument.inst_type,
@@ -158,10 +177,10 @@ def summarize_result(result: Any, include_incomplete: bool = False) -> dict[str,
         "fills": fills,
         "time": time_summary(t),
         "costs_cover": fills["covers"],
-        "costs": {k: describe(covered[k]) for k in SUMMARY_COLUMNS if k in t},
+        "costs": {k: describe(costs[k]) for k in SUMMARY_COLUMNS if k in t},
     }
     if fills["incomplete"] and not include_incomplete:
-        part = t[~done]
+        part = t[~complete_mask(t)]
         out["costs_incomplete"] = {k: describe(part[k]) for k in SUMMARY_COLUMNS if k in t}
     if result.impact is not None:
         p = result.impact

@@ -95,7 +95,9 @@ def metrics(table: pd.DataFrame) -> dict[str, Any]:
     >>> m["incomplete_ticks"], m["filled_share_mean"], m["filled_share_min"]
     (1, 0.75, 0.25)
     """
-    done = table["complete"].to_numpy(dtype=bool)
+    from simlab.sim.summary import complete_mask
+
+    done = complete_mask(table)
     full = table[done]
 
     def finite(col: str) -> np.ndarray:
