@@ -210,8 +210,8 @@ def seek_arrival(rec: Recording, start: int | None, channels: Iterable[str] | No
     if start is None:
         return 0
     exchange = check_time_basis(time_basis) == "exchange"
-    t = rec.table(LEVELS, channel=channels if channels is None else list(channels),
-                  inst=insts if insts is None else list(insts),
+    chs, ins = _held(rec, channels, insts)
+    t = rec.table(LEVELS, channel=chs, inst=ins,
                   columns=["ts_ms" if exchange else "recv_ns", "snapshot"])
     if t.num_rows == 0:
         return 0
@@ -280,13 +280,22 @@ def selected_frames(rec: Recording, channels: Iterable[str] | None = None,
     >>> next(selected_frames(Recording("rec"), ["books5"], ["BTC-USDT"])).arrival  # doctest: +SKIP
     0
     """
-    chs = None if channels is None else list(channels)
-    ins = None if insts is None else list(insts)
+    chs, ins = _held(rec, channels, insts)
     own = rec.iter_raw(channel=chs, inst=ins, from_arrival=from_arrival)
     if (chs is None and ins is None) or not has_malformed(rec):
         return own  # unfiltered, the malformed partition is read with the rest
     bad = rec.iter_raw(channel=MALFORMED_CHANNEL, from_arrival=from_arrival)
     return heapq.merge(own, bad, key=lambda f: f.arrival)
+
+
+def _held(rec: Recording, channels: Iterable[str] | None, insts: Iterable[str] | None
+          ) -> tuple[list[str] | None, list[str] | None]:
+    """The selection as one recording's reader is asked it: only the names it holds (the
+    reader refuses others; of several recordings, each may hold only part of a selection
+    :func:`check_selection` accepted)."""
+    held_chs, held_insts = rec.streams()
+    return (None if channels is None else [c for c in channels if c in held_chs],
+            None if insts is None else [i for i in insts if i in held_insts])
 
 
 def has_malformed(rec: Recording) -> bool:
