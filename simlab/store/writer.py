@@ -354,9 +354,11 @@ class RecordingWriter:
     the buffers and counting), ``queue`` when the caller says how long frames waited
     before they got here (appending ns to :attr:`queue_times`), and ``write`` (each call
     that writes Parquet: a flush of buffered rows, or a rotation's sealing of its files,
-    fsync and renames included); and count every data frame of a stream with its receive
-    and exchange times (feed latency, message rates). All of it is buffered in plain lists
-    and handed to the monitor every few thousand frames and by :meth:`flush_monitor`.
+    fsync included; timed before the manifest that holds it is written, so not the
+    manifest write nor the renames into view after it); and count every data frame of a
+    stream with its receive and exchange times (feed latency, message rates). All of it is
+    buffered in plain lists and handed to the monitor every few thousand frames and by
+    :meth:`flush_monitor`.
     ``manifest_hook``, if set, is called with the manifest just before every write of it.
 
     >>> with RecordingWriter("rec", source={"importer": "demo"}) as w:  # doctest: +SKIP
