@@ -87,16 +87,12 @@ def run(args: argparse.Namespace) -> int:
         overrides = {k: getattr(args, k) for k in ("sigma", "eta", "gamma", "epsilon")}
         model = None
         if args.maker_taker_model:
-            from simlab.models.persist import load_model
+            from simlab.sim.model_use import load_maker_taker_model
 
             if args.order_type != "limit":
                 raise ValueError("--maker-taker-model prices limit orders: add --order-type "
                                  "limit (a market order is always taker)")
-            model = load_model(args.maker_taker_model)
-            if not hasattr(model, "predict") or getattr(model, "name", "") != "logistic":
-                raise ValueError(f"{args.maker_taker_model}: not a maker/taker model (it is "
-                                 f"a {type(model).__name__}); train one with simlab train "
-                                 "maker-taker")
+            model = load_maker_taker_model(args.maker_taker_model)
         slip_model = None
         if args.slippage_model:
             from simlab.sim.model_use import load_slippage_model

@@ -152,13 +152,9 @@ def _slippage_model(path: str, side: str) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _model(path: str) -> Any:
-    from simlab.models.persist import load_model
+    from simlab.sim.model_use import load_maker_taker_model
 
-    model = load_model(path)
-    if not hasattr(model, "predict") or getattr(model, "name", "") != "logistic":
-        raise ValueError(f"{path}: not a maker/taker model (it is a {type(model).__name__}); "
-                         "train one with simlab train maker-taker")
-    return model
+    return load_maker_taker_model(path, "maker_taker_model")
 
 
 def _price(cell: Cell) -> pd.DataFrame:
