@@ -213,10 +213,17 @@ def seek_arrival(rec: Recording, start: int | None, channels: Iterable[str] | No
     chs, ins = _held(rec, channels, insts)
     t = rec.table(LEVELS, channel=chs, inst=ins,
                   columns=["ts_ms" if exchange else "recv_ns", "snapshot"])
+    # exchange time is in ms: the last ms at or before start
+    return (_seek(t, "ts_ms", start // 1_000_000) if exchange
+            else _seek(t, "recv_ns", start))
+
+
+def _seek(t: Any, column: str, at: int) -> int:
+    """:func:`seek_arrival` of a ``levels`` table (arrival, channel, inst, snapshot and the
+    clock ``column``): the earliest of its streams' latest snapshots at or before ``at``."""
     if t.num_rows == 0:
         return 0
-    # exchange time is in ms: the last ms at or before start
-    clock, at = (t["ts_ms"], start // 1_000_000) if exchange else (t["recv_ns"], start)
+    clock = t[column]
     begin = None
     for (ch, inst) in {(c, i) for c, i in zip(t["channel"].to_pylist(), t["inst"].to_pylist(),
                                                strict=True)}:
@@ -238,8 +245,15 @@ def stop_recv(rec: Recording, end: int | None, channels: Iterable[str] | None = 
     """
     if end is None:
         return None
+    return _stop(rec, _stream_tables(rec, ["recv_ns", "ts_ms"], channels, insts), end,
+                 channels, insts)
+
+
+def _stop(rec: Recording, tables: Iterable[Any], end: int, channels: Iterable[str] | None,
+          insts: Iterable[str] | None) -> int:
+    """:func:`stop_recv` of the selected streams' ``tables`` (recv_ns and ts_ms columns)."""
     last = -1
-    for t in _stream_tables(rec, ["recv_ns", "ts_ms"], channels, insts):
+    for t in tables:
         if t.num_rows:
             keep = t.filter(pc.less_equal(t["ts_ms"], end // 1_000_000))["recv_ns"]
             if len(keep):
@@ -357,17 +371,34 @@ def _refused_pushes(rec: Recording) -> dict[tuple[str, str], tuple[np.ndarray, .
 
 
 def _stream_tables(rec: Recording, columns: list[str], channels: Iterable[str] | None,
-                   insts: Iterable[str] | None) -> Iterator[Any]:
-    """``columns`` of the selected streams' ``levels`` and ``trades`` rows, one table per
-    dataset that has any of them (a dataset is asked only for streams it holds)."""
+                   insts: Iterable[str] | None, levels_also: tuple[str, ...] = ()
+                   ) -> Iterator[Any]:
+    """``columns`` of the selected streams' ``levels`` (with ``levels_also``) and ``trades``
+    rows, levels first, one table per dataset that has any of them (a dataset is asked only
+    for streams it holds)."""
     chs = None if channels is None else set(channels)
     ins = None if insts is None else set(insts)
-    for kind, ds in (("book", LEVELS), ("trade", TRADES)):
+    for kind, ds, also in (("book", LEVELS, levels_also), ("trade", TRADES, ())):
         have = [(c, i) for c, i in streams(rec, kind)
                 if (chs is None or c in chs) and (ins is None or i in ins)]
         if have:
             yield rec.table(ds, channel=sorted({c for c, _ in have}),
-                            inst=sorted({i for _, i in have}), columns=columns)
+                            inst=sorted({i for _, i in have}), columns=[*columns, *also])
+
+
+def _exchange_bounds(rec: Recording, start: int | None, end: int | None,
+                     channels: list[str] | None, insts: list[str] | None
+                     ) -> tuple[int, int | None]:
+    """``(seek_arrival(rec, start, ..., "exchange"), stop_recv(rec, end, ...))`` with one
+    read of the selected streams' ``levels`` rows (the recording's largest table), not one
+    for each."""
+    if start is None or end is None:
+        return (seek_arrival(rec, start, channels, insts, "exchange"),
+                stop_recv(rec, end, channels, insts))
+    tables = list(_stream_tables(rec, ["recv_ns", "ts_ms"], channels, insts, ("snapshot",)))
+    levels = [t for t in tables if "snapshot" in t.column_names]
+    seek = _seek(levels[0], "ts_ms", start // 1_000_000) if levels else 0
+    return seek, _stop(rec, tables, end, channels, insts)
 
 
 class ReplaySource:
@@ -450,10 +481,8 @@ class ReplaySource:
         self.decoders = []
         for i, rec in enumerate(self.recordings):
             dec = self._decoder(i, rec)
-            stop = stop_recv(rec, end, self.channels, self.insts)
-            frames = selected_frames(rec, self.channels, self.insts,
-                                     seek_arrival(rec, start, self.channels, self.insts,
-                                                  "exchange"))
+            seek, stop = _exchange_bounds(rec, start, end, self.channels, self.insts)
+            frames = selected_frames(rec, self.channels, self.insts, seek)
             begun = False
             for f in frames:
                 if stop is not None and f.recv_ns > stop:
