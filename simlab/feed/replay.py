@@ -223,16 +223,12 @@ def _seek(t: Any, column: str, at: int) -> int:
     clock ``column``): the earliest of its streams' latest snapshots at or before ``at``."""
     if t.num_rows == 0:
         return 0
-    clock = t[column]
-    begin = None
-    for (ch, inst) in {(c, i) for c, i in zip(t["channel"].to_pylist(), t["inst"].to_pylist(),
-                                               strict=True)}:
-        mask = pc.and_(pc.and_(pc.equal(t["channel"], ch), pc.equal(t["inst"], inst)),
-                       pc.and_(t["snapshot"], pc.less_equal(clock, at)))
-        snaps = t.filter(mask)["arrival"]
-        a = pc.max(snaps).as_py() if len(snaps) else 0
-        begin = a if begin is None else min(begin, a)
-    return begin or 0
+    keys = ["channel", "inst"]
+    snaps = t.filter(pc.and_(t["snapshot"], pc.less_equal(t[column], at)))
+    latest = snaps.group_by(keys).aggregate([("arrival", "max")])
+    if latest.num_rows < t.group_by(keys).aggregate([]).num_rows:
+        return 0  # a stream with no snapshot that early is rebuilt from its first message
+    return pc.min(latest["arrival_max"]).as_py() or 0
 
 
 def stop_recv(rec: Recording, end: int | None, channels: Iterable[str] | None = None,
