@@ -325,6 +325,19 @@ def test_mostly_noise_with_one_valid_frame_is_imported(tmp_path, capsys, wire):
     assert m["malformed"]["count"] == 50 and m["channels"]["books"]["messages"] == 1
 
 
+def test_mostly_noise_is_flagged_on_the_terminal(tmp_path, capsys, wire):
+    """Imported, but not silently: verify will fail it, and the import says so."""
+    f = wire.BookFeed("BTC-USDT")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join([b"garbage"] * 50 + [f.snapshot([wire.lv("1", "1")], [])]))
+    code, err = _cli_import(capsys, "okx-jsonl", src, tmp_path / "r")
+    assert code == 0
+    assert "warning: 50 of 51 frames are malformed (more than 50 %)" in err
+    src.write_bytes(b"\n".join([b"garbage"] * 2 + [f.snapshot([wire.lv("1", "1")], [])] * 3))
+    code, err = _cli_import(capsys, "okx-jsonl", src, tmp_path / "r2")
+    assert code == 0 and "warning" not in err
+
+
 def test_a_misnamed_file_says_so(tmp_path, capsys):
     src = tmp_path / "books.jsonl.zst"
     src.write_bytes(b"plain text, not zstandard\n")

@@ -335,3 +335,19 @@ def test_mostly_malformed_fails(tmp_path, wire, bad, ok):
                                 "than 50%: not the feed it claims to be"]
     else:
         assert any(f"{bad} malformed frames" in w for w in rep.warnings)
+
+
+@pytest.mark.parametrize("streams, problem", [
+    ([["books", "BTC-USDT"]], True),        # cut a stream, no lossless verdict
+    ([], False),                            # carried no stream: nothing lost on it
+    ([["books"]], True),                    # damaged entries prove nothing
+    (["books:BTC-USDT"], True),
+    (None, True),
+])
+def test_a_disconnect_is_cleared_only_by_its_streams_verdicts(streams, problem):
+    from simlab.store.verify import VerifyReport, _disconnect
+
+    rep = VerifyReport("rec", True, "okx-ws")
+    b = {"conn": 1, "time": "2026-01-01T00:00:00Z", "code": 1006, "streams": streams}
+    _disconnect(rep, b)
+    assert bool(rep.problems) is problem, (rep.problems, rep.warnings)

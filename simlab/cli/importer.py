@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._common import EXIT_OK
 
@@ -30,4 +31,6 @@ def run(args: argparse.Namespace) -> int:
     result = import_file(args.format, args.src, args.out, instruments=args.instruments,
                          progress=False if args.no_progress else None)
     print(result.summary())
+    for w in result.warnings():
+        print(f"simlab import: warning: {w}", file=sys.stderr)
     return EXIT_OK

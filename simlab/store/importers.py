@@ -114,6 +114,25 @@ class ImportResult:
         return dict(Counter(e["kind"] for e in self.manifest["events"]
                             if e["kind"] != "connect"))
 
+    def warnings(self) -> list[str]:
+        """What the import could not stand behind although it kept every frame: mostly
+        malformed frames (``simlab verify`` fails such a recording) and instruments the
+        ``--instruments`` file had no metadata for.
+
+        >>> m = {"arrivals": 10, "malformed": {"count": 7}, "source": {}}
+        >>> ImportResult(Path("rec"), "okx-jsonl", m).warnings()[0][:48]
+        '7 of 10 frames are malformed (more than 50 %): s'
+        """
+        out = []
+        if self.frames and self.malformed > MAX_MALFORMED_SHARE * self.frames:
+            out.append(f"{self.malformed:,} of {self.frames:,} frames are malformed (more than "
+                       f"{MAX_MALFORMED_SHARE * 100:.0f} %): simlab verify fails this recording")
+        missing = self.manifest["source"].get("instruments_missing")
+        if missing:
+            out.append(f"the instruments file has no metadata for {', '.join(missing)}: their "
+                       "tick size and contract value are unknown to replay")
+        return out
+
     def summary(self) -> str:
         """One line for the CLI."""
         ch = ", ".join(f"{c} {v['messages']}" for c, v in self.manifest["channels"].items())

@@ -302,11 +302,13 @@ def _disconnect(rep: VerifyReport, b: dict[str, Any]) -> None:
             f"{(b.get('repair') or {}).get('missing_s', '?')} s)")
     streams = b.get("streams")
     resumed = b.get("resumed") or {}
-    if not isinstance(streams, list):
+    # a damaged entry proves nothing either: it must not read as "carried no stream"
+    if not isinstance(streams, list) or not all(
+            isinstance(s, list) and len(s) == 2 for s in streams):
         rep.problems.append(f"{what}: data may be lost (the recording does not say which "
                             "streams it cut, so nothing was proven)")
         return
-    keys = [f"{s[0]}:{s[1]}" for s in streams if isinstance(s, list) and len(s) == 2]
+    keys = [f"{s[0]}:{s[1]}" for s in streams]
     lost = [k for k in keys if not (resumed.get(k) or {}).get("lossless")]
     if lost:
         why = "; ".join(f"{_stream_name(k)} ({(resumed.get(k) or {}).get('detail')})"
