@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from simlab.cli import main as cli
 from simlab.emulator import Fault, FaultSpec
 from simlab.emulator.testing import RandomMarket
 from simlab.feed import FrameTap, ReplaySource
+from simlab.feed.replay import ReplayError
 from simlab.models.fees import FeeRates, expected_fee
 from simlab.models.fill_features import FILL_FEATURES
 from simlab.models.impact import ACParams, cost_coefficients
@@ -358,6 +360,20 @@ def test_nan_free_summary_of_an_empty_result(capture_recording):
     res = p.result()
     s = res.summary()
     assert s["ticks"] == 0 and math.isnan(s["costs"]["net_bps"]["mean"])
+
+
+@pytest.mark.parametrize("mode", ["columnar", "events"])
+def test_a_window_with_no_tick_to_price_fails(mode, capsys):
+    # inside the recording's span, yet no book message in 0.1 ms: no cost to report
+    sample = str(Path(__file__).resolve().parents[1] / "data" / "sample")
+    window = ["--time-basis", "recv", "--start", "2026-01-01T00:00:01.0005Z",
+              "--end", "2026-01-01T00:00:01.0006Z"]
+    with pytest.raises(ReplayError, match="no tick priced: books:BTC-USDT"):
+        price_recording(sample, OrderSpec("BTC-USDT", "buy", 100.0), mode=mode,
+                        impact=None, time_basis="recv", start=window[3], end=window[5])
+    assert cli(["replay", sample, "--inst", "BTC-USDT", "--side", "buy", "--notional",
+                "100", "--no-impact", "--mode", mode, *window]) == 2
+    assert "no tick priced" in capsys.readouterr().err
 
 
 def test_sampling_interval_keeps_the_last_tick_of_each(capture_recording, tmp_path):

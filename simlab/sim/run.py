@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from simlab.feed.replay import ReplaySource, fmt_time, open_recordings
+from simlab.feed.replay import ReplayError, ReplaySource, fmt_time, open_recordings
 from simlab.models.calibrate import Calibration
 from simlab.models.impact import ACParams
 
@@ -111,6 +111,13 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
                      monitor=monitor, slippage_model=slippage_model)
     res = (p.run_recording(recs, start=start, end=end, time_basis=time_basis)
            if mode == "columnar" else p.run(events))
+    if not len(res.table):
+        # a range inside the recording with no valid book in it: no cost to report
+        c = res.counts
+        span = (f" in {info['start'] or 'the start'} .. {info['end'] or 'the end'}"
+                if info["start"] or info["end"] else "")
+        raise ReplayError(f"no tick priced: {channel}:{order.inst} has no valid book{span} "
+                          f"({c['book_ticks']:,} book messages, {c['invalid']:,} invalid)")
     if p.outside_training:
         # also warned on the terminal; here for --json readers and reports
         info["outside_training_range"] = p.outside_training
