@@ -347,6 +347,7 @@ _BAD = object()  # a value that failed its check (already reported)
 
 
 def _combinations(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The parameters of every combination of ``spec``: defaults, fixed, grid, random."""
     base = {**defaults(), **spec.fixed}
     combos = [dict(zip(spec.grid, vals, strict=True))
               for vals in itertools.product(*spec.grid.values())]
@@ -511,16 +512,9 @@ class SweepSpec:
 
     def cells(self) -> list[Cell]:
         """Every cell, in a deterministic order (duplicate random draws kept once)."""
-        base = {**defaults(), **self.fixed}
-        combos = [dict(zip(self.grid, vals, strict=True))
-                  for vals in itertools.product(*self.grid.values())]
-        draws = self.random.draws() if self.random else [{}]
-        params = []
-        for c in combos:
-            for d in draws:
-                p = {**base, **c, **d}
-                _check_cell(p)
-                params.append(p)
+        params = _combinations(self)
+        for p in params:
+            _check_cell(p)
         out, seen = [], set()
         for rec in self.recordings:
             for inst in self.insts:
