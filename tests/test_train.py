@@ -374,6 +374,8 @@ def test_replay_and_sweep_use_a_trained_slippage_model(tilted, tmp_path, capsys)
     s = json.loads(capsys.readouterr().out)
     assert s["slippage_model"]["mean_bps"] == pytest.approx(
         t["slippage_model_bps"].mean(), rel=1e-9)
+    # the slippage model's statistics cover the same ticks as the costs, named alike
+    assert s["slippage_model"]["covers"] == s["costs_cover"] == "complete"
     assert main([*args, "--side", "sell", "--slippage-model", str(slip)]) == 2
     assert "trained on buy orders" in capsys.readouterr().err
     # sweep: the grid key, its mean in the row

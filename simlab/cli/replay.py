@@ -177,11 +177,11 @@ def run(args: argparse.Namespace) -> int:
 def _slippage_model_summary(res, model, include_incomplete: bool) -> dict:
     """The slippage model's columns described over the ticks the cost summary covers."""
     from simlab.sim.model_use import slippage_columns
-    from simlab.sim.summary import covered, describe
+    from simlab.sim.summary import COVERS, covered, describe
 
     t = covered(res.table, include_incomplete)
     cols = slippage_columns(model)
     return {"columns": {c: describe(t[c]) for c in cols}, "ticks": len(t),
-            "covers": "all" if include_incomplete else "complete-fill",
+            "covers": COVERS[include_incomplete],
             "mean_bps": describe(t[cols[0]])["mean"],
             "walk_mean_bps": describe(t["slippage_bps"])["mean"]}
