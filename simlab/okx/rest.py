@@ -70,6 +70,19 @@ def _int(v: Any, what: str, body: bytes) -> int | None:
     raise OkxParseError(f"REST book {what} must be an integer, got {show(v)}", body)
 
 
+def _plain(v: Any, limit: int = 200) -> str | int:
+    """A REST body's ``code`` or ``msg`` for an error message: OKX's own strings and integers
+    as they are (a string cut at ``limit`` characters); any other JSON value, which a hostile
+    body may nest deep, described briefly (:func:`show`).
+
+    >>> _plain("50011"), _plain(1), _plain("x" * 500)[-3:], _plain([[1]])
+    ('50011', 1, 'xxx', 'a list of 1')
+    """
+    if type(v) is str:
+        return v[:limit]
+    return v if type(v) is int and -10**limit < v < 10**limit else show(v)
+
+
 def _levels(v: Any, side: str, body: bytes) -> list:
     if not isinstance(v, list):
         raise OkxParseError(f"REST book {side!r} must be a list of levels", body)
@@ -105,10 +118,7 @@ def parse_rest_book(body: bytes | str, channel: str, inst_id: str) -> BookMsg:
         raise OkxParseError("REST book: expected a JSON object", raw)
     code, msg = d.get("code"), d.get("msg")
     if type(code) not in (str, int) or str(code) != "0":
-        # plain text for OKX's own strings; anything else described briefly (show)
-        c = code if type(code) in (str, int) else show(code)
-        m = msg[:200] if type(msg) is str else show(msg)
-        raise OkxParseError(f"REST error code {c}: {m}", raw)
+        raise OkxParseError(f"REST error code {_plain(code)}: {_plain(msg)}", raw)
     data = d.get("data")
     if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
         raise OkxParseError("REST book: 'data' must hold exactly one book object", raw)
@@ -179,10 +189,7 @@ class RestClient:
         try:
             d = orjson.loads(body)
             if isinstance(d, dict):
-                # show(): a hostile body's code or msg may be any JSON value, nested deep
-                c, m = d.get("code"), d.get("msg", "")
-                code = c if type(c) in (str, int) else show(c)
-                msg = m if type(m) is str else show(m)
+                code, msg = _plain(d.get("code")), str(_plain(d.get("msg", "")))
         except orjson.JSONDecodeError:
             pass
         if status != 200 or str(code) != "0":
