@@ -28,7 +28,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 
 COMMANDS = _commands()
-DURATION_TYPES = {_common.duration, _common.duration_or_zero, _common.seconds}
+DURATION_TYPES = {_common.duration, _common.duration_or_zero}
 # flags whose value is a time span, by the words in their names
 TIME_WORDS = ("duration", "interval", "timeout", "heartbeat", "horizon", "every", "lookback",
               "latency", "seconds", "rotate", "outage")

@@ -8,15 +8,6 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_PIPE = 141  # stdout closed by the reader, as a shell reports SIGPIPE (128 + 13)
 
 
-def seconds(text: str) -> float:
-    """A duration: 5s, 500ms, 2m, 1h, or plain seconds (the same as :func:`duration`).
-
-    >>> seconds("500ms")
-    0.5
-    """
-    return duration(text)
-
-
 def csv_list(text: str) -> list[str]:
     """A comma-separated list, the one list syntax of every flag (``--inst A,B``).
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, seconds
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration
 
 
 def add(sub) -> None:
@@ -27,9 +27,9 @@ def add(sub) -> None:
         q.add_argument("dirs", nargs="+", metavar="DIR", help="recording(s), in time order")
         q.add_argument("--inst", required=True, help="instrument, e.g. BTC-USDT")
         q.add_argument("--channel", default="books", help="book channel (default books)")
-        q.add_argument("--every", type=seconds, default=1.0, metavar="T",
+        q.add_argument("--every", type=duration, default=1.0, metavar="T",
                        help="sampling step (default 1s)")
-        q.add_argument("--lookback", type=seconds, default=5.0, metavar="T",
+        q.add_argument("--lookback", type=duration, default=5.0, metavar="T",
                        help="history window of trade flow, OFI, volatility (default 5s)")
         q.add_argument("--depth-levels", type=int, default=5, metavar="N",
                        help="levels counted as depth (default 5)")
@@ -57,7 +57,7 @@ def add(sub) -> None:
     size.add_argument("--notional", type=float, help="order size in quote currency")
     # "horizon" alone is ambiguous beside replay's impact horizon T: the fill horizon has
     # its own name (--horizon stays as an alias of it, here only).
-    mt.add_argument("--fill-horizon", "--horizon", dest="fill_horizon", type=seconds,
+    mt.add_argument("--fill-horizon", "--horizon", dest="fill_horizon", type=duration,
                     default=5.0, metavar="DURATION",
                     help="fill horizon: how long a passive order may wait, e.g. 5s (default 5s)")
     mt.add_argument("--side", default="both", choices=["buy", "sell", "both"])
@@ -84,20 +84,20 @@ def run(args: argparse.Namespace) -> int:
                                depth_levels=args.depth_levels)
         common = dict(every_s=args.every, params=params, test_fraction=args.test_fraction,
                       channel=args.channel, ct_val=args.ct_val, start=args.start,
-                      end=args.end, time_basis=args.time_basis)
+                      end=args.end, time_basis=args.time_basis,
+                      progress=False if args.quiet else None)
         if args.features:
             common["features"] = tuple(args.features)
         if args.kind == "maker-taker":
             res = train_maker_taker(args.dirs, args.inst, quantity=args.quantity,
                                     notional=args.notional, horizon_s=args.fill_horizon,
                                     side=args.side, queue=args.queue, power=args.power,
-                                    C=args.C, progress=None if not args.quiet else False, **common)
+                                    C=args.C, **common)
         else:
             res = train_slippage(args.dirs, args.inst, side=args.side,
                                  notionals=tuple(float(x) for x in args.notionals)
                                  if args.notionals else None,
-                                 quantiles=tuple(float(x) for x in args.quantiles),
-                                 progress=None if not args.quiet else False, **common)
+                                 quantiles=tuple(float(x) for x in args.quantiles), **common)
     except ValueError as e:
         print(f"simlab train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
