@@ -221,7 +221,9 @@ def test_a_requested_stream_that_never_arrived_fails_verify(emulator_factory, tm
     market = ScriptedMarket({"BTC-USDT": ([["100", "1", "1"]], [["101", "2", "1"]])})
     emu = emulator_factory(market, speed=10)
     out = tmp_path / "rec"
-    _record(emu, out, [("books", "BTC-USDT"), ("trades", "BTC-USDT")], 0.5)
+    res = _record(emu, out, [("books", "BTC-USDT"), ("trades", "BTC-USDT")], 0.5)
+    # shorter than an outage, yet the run itself names the stream that sent nothing
+    assert res.silent == ["trades BTC-USDT"] and "NO DATA from trades BTC-USDT" in res.summary()
     m = Recording(out).manifest
     assert m["requested"] == [{"channel": "books", "inst": "BTC-USDT"},
                               {"channel": "trades", "inst": "BTC-USDT"}]
@@ -302,3 +304,4 @@ def test_a_stream_refused_later_lets_the_others_record_on_and_fails_at_the_end(t
     assert m["complete"] and [r["inst"] for r in m["live"]["refused"]] == ["AAA-USDT"]
     assert "recorded until now, the other streams go on" in (
         tmp_path / "rec" / "record.log").read_text()
+

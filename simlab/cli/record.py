@@ -137,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
             print(rec.monitor.format("performance (record)"), file=sys.stderr)
         return EXIT_PROBLEMS
     print(result.summary(), file=sys.stderr)
+    if result.silent:  # acknowledged, then nothing: shorter than an outage, still no data
+        print(f"simlab record: warning: no data from {', '.join(result.silent)}; "
+              "simlab verify will fail this recording", file=sys.stderr)
     if args.stats and result.monitor is not None:
         print(result.monitor.format("performance (record)"), file=sys.stderr)
     return EXIT_OK

@@ -124,10 +124,14 @@ class RecordResult:
     outages: int = 0
     #: Frames stored as malformed (the manifest's ``malformed.count``).
     malformed: int = 0
+    #: Requested streams, not refused, that sent nothing (``simlab verify`` fails them).
+    silent: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         refused = "".join(f"; REFUSED {r['channel']} {r['inst']} ({r['code']} {r['msg']})"
                           for r in self.refused)
+        if self.silent:
+            refused += f"; NO DATA from {', '.join(self.silent)}"
         return (f"recorded {self.frames:,} frames in {self.path} ({self.elapsed_s:.1f} s, "
                 f"{self.stop_reason}): {self.files} files, {self.bytes / 2**20:.1f} MB, "
                 f"{self.breaks} breaks, {self.disconnects} disconnects "
@@ -561,7 +565,12 @@ class Recorder:
                             {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())},
                             self.monitor, list(self.refused), self.outages.count,
                             self.writer.manifest["malformed"]["count"]
-                            if self.writer is not None else 0)
+                            if self.writer is not None else 0, self._silent())
+
+    def _silent(self) -> list[str]:
+        refused = {(r["channel"], r["inst"]) for r in self.refused}
+        return [f"{c} {i}" for c, i in self.subscriptions
+                if (c, i) not in refused and not self.per_stream[(c, i)]]
 
     # -- loop side: client -> queue ---------------------------------------------------------
     async def _consume(self, client: OkxClient) -> None:
