@@ -304,4 +304,3 @@ def test_a_stream_refused_later_lets_the_others_record_on_and_fails_at_the_end(t
     assert m["complete"] and [r["inst"] for r in m["live"]["refused"]] == ["AAA-USDT"]
     assert "recorded until now, the other streams go on" in (
         tmp_path / "rec" / "record.log").read_text()
-
