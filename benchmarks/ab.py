@@ -1,112 +1,311 @@
-"""Before/after of a hot path: one module as of an earlier commit against the working tree,
-in one process, alternating runs (so both see the same machine), medians.
+"""Before/after: the whole package as of an earlier commit against the working tree, in one
+process, alternating runs (so both see the same machine), medians.
 
-    python -m benchmarks.ab [--before 653bd85] [--rounds 7]
+    python -m benchmarks.ab [--before a1c46c8] [--rounds 7] [--only live,replay]
 
-- ``per event``: ``simlab.sim.pipeline`` (the per-event cost pipeline, the live code path)
-  over 50,000 real BTC-USDT book messages (bench_pipeline's data): ticks/s and the per-tick
-  total latency p50.
-- ``columnar``: ``simlab.feed.tables`` (the columnar reader) under the current pipeline over
-  300,000 messages: ticks/s of the whole columnar run.
+The earlier tree is taken with ``git archive``, renamed to the package ``simlab_before``
+(its ``simlab`` imports and module-name strings rewritten; nothing else) and its C core
+built into it, so both packages load side by side and each row runs the same work through
+each, in turns: before, after, after, before ... The first round of each is a warm-up.
 
-The earlier module is read with ``git show <commit>:<path>`` and imported under another
-name (its relative imports made absolute), so the rest of the package is today's.
+Rows (data: the BTC-USDT ``books`` frames of the real OKX capture, repeated):
+
+- ``live per event``: frames through the live client's frame handling (the connection
+  replaced by direct calls, no socket: what a frame costs the process) and the feed
+  decoding to book ticks, then the per-event cost pipeline; the live code path. Events/s.
+- ``replay per event``: ``CostPipeline.run(ReplaySource(...))`` over a recording.
+- ``columnar``: ``CostPipeline.run_recording`` over the same recording.
+- ``price_recording``: the whole pricing run as ``simlab replay`` makes it (read, calibrate
+  impact, price), ticks/s.
+- ``record``: frames -> ``RecordingWriter`` (parse, check, store, Parquet), frames/s.
+- ``verify``: ``simlab.store.verify`` of the recording (every file read in full), frames/s.
+
+Each row needs only the public API both trees share; where the live client's internals
+differ, :func:`live_before` and :func:`live_after` drive each tree's own frame handler.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-import numpy as np
+from ._common import CAPTURE, REPO, capture_frames, machine, table, today
 
-from ._common import REPO, machine, table, today
-
-
-def old_module(commit: str, path: str, package: str) -> ModuleType:
-    """``path`` (e.g. simlab/sim/pipeline.py) as of ``commit``, importable on its own."""
-    src = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout
-    src = src.replace("\nfrom .", f"\nfrom {package}.")
-    tmp = Path(tempfile.mkdtemp(prefix="simlab-ab-")) / f"old_{Path(path).stem}.py"
-    tmp.write_text(src)
-    spec = importlib.util.spec_from_file_location(tmp.stem, tmp)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+BEFORE = "a1c46c8"  # the last commit before issue 16 (the redesign)
+PKG = "simlab_before"
+_MOD_STRING = re.compile(r"""(["'])simlab((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\1""")
+_IMPORT = re.compile(r"^(\s*)(from|import)\s+simlab\b", re.M)
 
 
-def per_event(commit: str, rounds: int) -> list[dict]:
-    from simlab.feed.replay import ReplaySource
-    from simlab.sim import pipeline as new
+def before_package(commit: str, root: Path) -> ModuleType:
+    """The package as of ``commit``, importable as ``simlab_before`` (built under ``root``)."""
+    tar = subprocess.run(["git", "archive", "--format=tar", commit, "simlab", "setup.py"],
+                         cwd=REPO, check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(tar)) as t:
+        t.extractall(root, filter="data")
+    (root / "simlab").rename(root / PKG)
+    pkg = root / PKG
+    modules = {".".join(p.relative_to(pkg).with_suffix("").parts).removesuffix(".__init__")
+               for p in pkg.rglob("*.py")}
 
-    from .bench_pipeline import AC, ORDER, make_recording
+    def rename_string(m: re.Match) -> str:
+        # only strings that name one of the package's modules ("simlab.okx"), never data
+        # such as a schema name ("simlab.model")
+        return f"{m[1]}{PKG}{m[2]}{m[1]}" if m[2][1:] in modules else m[0]
 
-    old = old_module(commit, "simlab/sim/pipeline.py", "simlab.sim")
-    rec = Path(tempfile.mkdtemp(prefix="simlab-ab-")) / "rec"
-    n = make_recording(rec, 50_000)
-    meta = {"BTC-USDT": {"instType": "SPOT"}}
-    pipes = {"before": old.CostPipeline(ORDER, impact=AC, metadata=meta),
-             "after": new.CostPipeline(ORDER, impact=AC, metadata=meta)}
-    rate: dict[str, list[float]] = {k: [] for k in pipes}
-    p50: dict[str, list[float]] = {k: [] for k in pipes}
-    for i in range(rounds + 1):
-        for k in ("before", "after") if i % 2 else ("after", "before"):
-            t = time.perf_counter()
-            r = pipes[k].run(ReplaySource(rec, insts=["BTC-USDT"], channels=["books"]))
-            dt = time.perf_counter() - t
-            if i:
-                rate[k].append(len(r.table) / dt)
-                p50[k].append(float(np.percentile(r.latency["total_ns"], 50)) / 1e3)
-    return [{"what": f"cost pipeline per event ({k})", "data": f"BTC-USDT books, {n:,} msgs",
-             "rate": f"{statistics.median(rate[k]):,.0f}",
-             "note": f"ticks/s; total p50 {statistics.median(p50[k]):.1f} us"} for k in pipes]
+    for p in pkg.rglob("*.py"):
+        src = p.read_text()
+        src = _IMPORT.sub(lambda m: f"{m[1]}{m[2]} {PKG}", src)
+        p.write_text(_MOD_STRING.sub(rename_string, src))
+    sources = [str(p.relative_to(root)) for p in pkg.rglob("*.c")]
+    if sources:
+        setup = ("from setuptools import Extension, setup\n"
+                 f"setup(name='{PKG}', ext_modules=[Extension('{PKG}._native', {sources!r}, "
+                 "extra_compile_args=['-O2', '-std=c11', '-Wall', '-Wno-missing-braces'])])\n")
+        (root / "setup.py").write_text(setup)
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root,
+                       check=True, capture_output=True)
+    sys.path.insert(0, str(root))
+    return importlib.import_module(PKG)
 
 
-def columnar(commit: str, rounds: int) -> list[dict]:
-    from simlab.feed import tables
-    from simlab.sim import pipeline as pl
+def imp(pkg: str, name: str) -> ModuleType:
+    return importlib.import_module(f"{pkg}.{name}")
 
-    from .bench_pipeline import AC, ORDER, make_recording
 
-    old = old_module(commit, "simlab/feed/tables.py", "simlab.feed")
-    rec = Path(tempfile.mkdtemp(prefix="simlab-ab-")) / "rec"
-    n = make_recording(rec)
-    p = pl.CostPipeline(ORDER, impact=AC, metadata={"BTC-USDT": {"instType": "SPOT"}})
-    fns = {"before": old.book_messages, "after": tables.book_messages}
+def book_frames(n: int) -> list[bytes]:
+    """The capture's BTC-USDT book frames repeated to ``n``, given the sequence ids today's
+    OKX sends (the 2022 capture predates them): ``prevSeqId``/``seqId`` chain through all
+    repetitions (each starts with its snapshot, ``prevSeqId`` -1), so a live client takes
+    every frame as a new message, not a repeat. Levels and checksums are untouched."""
+    frames = [f for f in capture_frames()
+              if b'"channel":"books"' in f and b'"instId":"BTC-USDT"' in f]
+    out: list[bytes] = []
+    seq = 1000
+    while len(out) < n:
+        for f in frames:
+            prev = -1 if b'"action":"snapshot"' in f else seq
+            seq += 1
+            out.append(f.replace(b'"checksum":', b'"prevSeqId":%d,"seqId":%d,"checksum":'
+                                 % (prev, seq), 1))
+    return out[:n]
+
+
+def order_and_ac(pkg: str) -> tuple[Any, Any]:
+    order = imp(pkg, "sim.order").OrderSpec("BTC-USDT", "buy", 50_000.0, "quote",
+                                            fee_tier="VIP1")
+    ac = imp(pkg, "models.impact").ACParams(sigma=6.0, eta=5.0, gamma=0.1, epsilon=0.0,
+                                            lam=1e-6, T=60.0, N=10)
+    return order, ac
+
+
+META = {"BTC-USDT": {"instType": "SPOT"}}
+
+
+def make_recording(out: Path, frames: list[bytes]) -> None:
+    from simlab.store import RecordingWriter
+
+    t = 1_652_459_225_000_000_000
+    with RecordingWriter(out, {"importer": "benchmark"}, flush_rows=200_000) as w:
+        w.set_instrument("BTC-USDT", {"instType": "SPOT", "tickSz": "0.1"})
+        for f in frames:
+            t += 1_000_000
+            w.add(f, t)
+
+
+# -- the live path, driven through each tree's own frame handler ------------------------------
+def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
+    """a1c46c8's client: ``OkxClient._on_frame`` per frame (the connection object made by
+    hand), then what ``LiveSource`` did with each yielded frame: FrameDecoder, then the
+    pipeline. Returns the events priced."""
+    client_mod = imp(pkg, "okx.client")
+    conn_mod = imp(pkg, "okx.connection")
+    L2Book = imp(pkg, "book").L2Book
+    FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
+    RawFrame = imp(pkg, "okx.frames").RawFrame
+    client = client_mod.OkxClient([("books", "BTC-USDT")], book_factory=L2Book)
+    now = time.monotonic()
+    c = client_mod._Conn(0, 0, None, "", conn_mod.RequestBudget(480, 3600.0), now, now)
+    client._slots[0].current = c
+    client._conns[0] = c
+    decode, on, ready = FrameDecoder().decode, pipe._price, client._ready
+    n = 0
+    recv = time.time_ns()
+    for f in frames:
+        client._on_frame(c, f, recv)
+        while ready:
+            item = ready.popleft()
+            if type(item) is RawFrame:
+                for ev in decode(item):
+                    on(ev)
+                    n += 1
+    return n
+
+
+def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
+    """Today's client: the same frames through its handler and ``LiveSource``'s events."""
+    return live_before(pkg, frames, pipe)  # replaced once the redesign's handler lands
+
+
+# -- rows -------------------------------------------------------------------------------------
+def alternate(fns: dict[str, Callable[[], tuple[int, float]]], rounds: int
+              ) -> dict[str, list[float]]:
+    """Rates (items/s) of each function, run in turns; round 0 is a warm-up."""
     rate: dict[str, list[float]] = {k: [] for k in fns}
-    try:
-        for i in range(rounds + 1):
-            for k in ("before", "after") if i % 2 else ("after", "before"):
-                pl.book_messages = fns[k]
-                t = time.perf_counter()
-                r = p.run_recording(rec)
-                if i:
-                    rate[k].append(len(r.table) / (time.perf_counter() - t))
-    finally:
-        pl.book_messages = tables.book_messages
-    return [{"what": f"cost pipeline columnar ({k})", "data": f"BTC-USDT books, {n:,} msgs",
-             "rate": f"{statistics.median(rate[k]):,.0f}", "note": "ticks/s"} for k in fns]
+    for i in range(rounds + 1):
+        for k in (("before", "after") if i % 2 else ("after", "before")):
+            n, dt = fns[k]()
+            if i:
+                rate[k].append(n / dt)
+    return rate
+
+
+def timed(fn: Callable[[], int]) -> Callable[[], tuple[int, float]]:
+    def run() -> tuple[int, float]:
+        t = time.perf_counter()
+        n = fn()
+        return n, time.perf_counter() - t
+    return run
+
+
+def rows_for(what: str, data: str, unit: str, rate: dict[str, list[float]]) -> list[dict]:
+    b, a = (statistics.median(rate[k]) for k in ("before", "after"))
+    spread = {k: max(v) / min(v) for k, v in rate.items()}
+    return [{"what": what, "data": data, "before": f"{b:,.0f}", "after": f"{a:,.0f}",
+             "ratio": f"{a / b:.2f}",
+             "note": f"{unit}; max/min {spread['before']:.2f} / {spread['after']:.2f}"}]
+
+
+def bench_live(pkgs: dict[str, str], rounds: int, n: int) -> list[dict]:
+    frames = book_frames(n)
+    drivers = {"before": live_before, "after": live_after}
+
+    def make(k: str) -> Callable[[], tuple[int, float]]:
+        order, ac = order_and_ac(pkgs[k])
+        pl = imp(pkgs[k], "sim.pipeline")
+
+        def run() -> int:
+            pipe = pl.CostPipeline(order, impact=ac, metadata=META)
+            pipe.reset()
+            return drivers[k](pkgs[k], frames, pipe)
+        return timed(run)
+
+    return rows_for("live per event: client + feed decode + cost pipeline",
+                    f"BTC-USDT books, {n:,} frames", "events/s",
+                    alternate({k: make(k) for k in pkgs}, rounds))
+
+
+def bench_replay(pkgs: dict[str, str], rounds: int, rec: Path, n: int) -> list[dict]:
+    out: list[dict] = []
+    data = f"BTC-USDT books, {n:,} msgs"
+
+    def per_event(k: str) -> Callable[[], tuple[int, float]]:
+        order, ac = order_and_ac(pkgs[k])
+        pipe = imp(pkgs[k], "sim.pipeline").CostPipeline(order, impact=ac, metadata=META)
+        Replay = imp(pkgs[k], "feed.replay").ReplaySource
+        return timed(lambda: len(pipe.run(Replay(rec, insts=["BTC-USDT"],
+                                                 channels=["books"])).table))
+
+    def columnar(k: str) -> Callable[[], tuple[int, float]]:
+        order, ac = order_and_ac(pkgs[k])
+        pipe = imp(pkgs[k], "sim.pipeline").CostPipeline(order, impact=ac, metadata=META)
+        return timed(lambda: len(pipe.run_recording(rec).table))
+
+    def pricing(k: str) -> Callable[[], tuple[int, float]]:
+        order, _ = order_and_ac(pkgs[k])
+        price = imp(pkgs[k], "sim.run").price_recording
+        return timed(lambda: len(price(rec, order, monitor=False)[0].table))
+
+    out += rows_for("replay per event: ReplaySource + cost pipeline", data, "ticks/s",
+                    alternate({k: per_event(k) for k in pkgs}, rounds))
+    out += rows_for("columnar: CostPipeline.run_recording", data, "ticks/s",
+                    alternate({k: columnar(k) for k in pkgs}, rounds))
+    out += rows_for("price_recording (impact calibrated, as simlab replay)", data, "ticks/s",
+                    alternate({k: pricing(k) for k in pkgs}, rounds))
+    return out
+
+
+def bench_store(pkgs: dict[str, str], rounds: int, rec: Path, n: int, tmp: Path) -> list[dict]:
+    frames = book_frames(n)
+    out: list[dict] = []
+
+    def record(k: str) -> Callable[[], tuple[int, float]]:
+        Writer = imp(pkgs[k], "store").RecordingWriter
+
+        def run() -> int:
+            dest = tmp / f"w-{k}"
+            shutil.rmtree(dest, ignore_errors=True)
+            t = 1_652_459_225_000_000_000
+            with Writer(dest, {"importer": "benchmark"}, flush_rows=200_000) as w:
+                for f in frames:
+                    t += 1_000_000
+                    w.add(f, t)
+            return len(frames)
+        return timed(run)
+
+    def verify(k: str) -> Callable[[], tuple[int, float]]:
+        fn = imp(pkgs[k], "store.verify").verify
+        return timed(lambda: fn(rec).frames)
+
+    out += rows_for("record: frames -> RecordingWriter (parse, check, store)",
+                    f"BTC-USDT books, {n:,} frames", "frames/s",
+                    alternate({k: record(k) for k in pkgs}, rounds))
+    out += rows_for("verify: every file read, books rebuilt", f"BTC-USDT books, {n:,} frames",
+                    "frames/s", alternate({k: verify(k) for k in pkgs}, rounds))
+    return out
+
+
+GROUPS = ("live", "replay", "store")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", default="653bd85", help="the earlier commit (default 653bd85)")
+    ap.add_argument("--before", default=BEFORE, help=f"the earlier commit (default {BEFORE})")
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
+    ap.add_argument("--only", default=",".join(GROUPS),
+                    help=f"comma list of row groups (default all: {','.join(GROUPS)})")
+    ap.add_argument("--frames", type=int, default=100_000,
+                    help="book frames per run (default 100,000)")
     args = ap.parse_args(argv)
-    rows = per_event(args.before, args.rounds) + columnar(args.before, args.rounds)
-    print(f"simlab before ({args.before}) / after (working tree), {today()}, {machine()}")
-    print(table(rows, [("what", "what"), ("data", "data"), ("rate", "median /s"),
-                       ("note", "note")]))
+    only = [g.strip() for g in args.only.split(",") if g.strip()]
+    bad = sorted(set(only) - set(GROUPS))
+    if bad:
+        ap.error(f"--only: unknown group(s) {bad}; expected some of {list(GROUPS)}")
+    if not CAPTURE.exists():
+        print(f"benchmarks.ab: the real capture {CAPTURE} is absent: nothing to measure",
+              file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="simlab-ab-") as tmp_s:
+        tmp = Path(tmp_s)
+        before_package(args.before, tmp / "before")
+        pkgs = {"before": PKG, "after": "simlab"}
+        rec = tmp / "rec"
+        make_recording(rec, book_frames(args.frames))
+        rows: list[dict] = []
+        if "live" in only:
+            rows += bench_live(pkgs, args.rounds, args.frames)
+        if "replay" in only:
+            rows += bench_replay(pkgs, args.rounds, rec, args.frames)
+        if "store" in only:
+            rows += bench_store(pkgs, args.rounds, rec, args.frames, tmp)
+    print(f"simlab before ({args.before}) / after (working tree), {today()}, {machine()}, "
+          f"{args.rounds} alternating rounds, medians")
+    print(table(rows, [("what", "what"), ("data", "data"), ("before", "before /s"),
+                       ("after", "after /s"), ("ratio", "after/before"), ("note", "note")]))
     return 0
 
 
