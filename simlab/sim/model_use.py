@@ -109,11 +109,10 @@ def model_guard(model: Any, what: str) -> RangeCheck | None:
     return check
 
 
-
-
-def load_maker_taker_model(path: Any, source: str = "--maker-taker-model") -> Any:
+def load_maker_taker_model(path: Any, source: str | None = "--maker-taker-model") -> Any:
     """The maker/taker model in the file ``path``; ValueError naming the file (and
-    ``source``, the option or grid key it came from) when it is missing or not one.
+    ``source``, the option or grid key it came from, unless None) when it is missing or not
+    one.
 
     >>> load_maker_taker_model("/nonexistent.json")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -126,7 +125,7 @@ def load_maker_taker_model(path: Any, source: str = "--maker-taker-model") -> An
     return model
 
 
-def load_slippage_model(path: Any, side: str, source: str = "--slippage-model") -> Any:
+def load_slippage_model(path: Any, side: str, source: str | None = "--slippage-model") -> Any:
     """The slippage model in the file ``path``, checked for an order on ``side``
     (:func:`check_slippage_model`); ValueError naming the file otherwise.
 
@@ -137,15 +136,16 @@ def load_slippage_model(path: Any, side: str, source: str = "--slippage-model") 
     return check_slippage_model(_load(path, source), side, str(path))
 
 
-def _load(path: Any, source: str) -> Any:
+def _load(path: Any, source: str | None) -> Any:
     from simlab.models.persist import load_model
 
+    lead = "" if source is None else f"{source}: "
     try:
         return load_model(path)
     except FileNotFoundError:
-        raise ValueError(f"{source}: model file not found: {path}") from None
+        raise ValueError(f"{lead}model file not found: {path}") from None
     except IsADirectoryError:
-        raise ValueError(f"{source}: {path} is a directory, not a model file") from None
+        raise ValueError(f"{lead}{path} is a directory, not a model file") from None
 
 
 __all__ = ["SLIPPAGE_INPUTS", "check_slippage_model", "load_maker_taker_model",

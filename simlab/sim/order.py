@@ -56,7 +56,8 @@ def order_size(notional: Any = None, quantity: Any = None, *,
     ValueError: --notional must be a finite number > 0, got -100
     """
     if (notional is None) == (quantity is None):
-        raise ValueError(f"give exactly one of {names[0]} and {names[1]}")
+        raise ValueError(f"give the order size as {names[0]} (quote) or {names[1]} (base), "
+                         f"exactly one; got {names[0]}={notional!r}, {names[1]}={quantity!r}")
     if notional is not None:
         return check_size(notional, names[0]), "quote"
     return check_size(quantity, names[1]), "base"
