@@ -76,9 +76,24 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from simlab.extras import MissingExtra
+
+    try:
+        return _run(args)
+    except MissingExtra as e:
+        print(f"simlab train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simlab.extras import require
     from simlab.models.fill_features import FeatureParams
     from simlab.sim.train import format_result, train_maker_taker, train_slippage
 
+    # before any work: labelling a night takes minutes, the fit would then fail
+    require("sklearn", feature="simlab train")
+    if args.plot:
+        require("matplotlib", feature="simlab train --plot")
     try:
         params = FeatureParams(lookback_ms=round(args.lookback * 1000),
                                depth_levels=args.depth_levels)
@@ -118,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         res.dataset.to_parquet(args.dataset, index=False)
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
+        require("matplotlib", feature="simlab train --plot").use("Agg")
         ax = res.plot()
         ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
     if args.json:

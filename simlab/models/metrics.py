@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simlab.extras import require
+
 
 class UndefinedMetricWarning(RuntimeWarning):
     """A score is undefined for these data (e.g. ROC AUC with one class) and is NaN."""
@@ -94,7 +96,8 @@ def log_loss(y: Any, p: Any) -> float:
     Traceback (most recent call last):
     ValueError: p must be probabilities in [0, 1], got 1.5 at index 0
     """
-    from sklearn.metrics import log_loss as sk_log_loss  # lazy: sklearn takes ~1 s to import
+    # lazy: sklearn takes ~1 s to import
+    sk_log_loss = require("sklearn.metrics", feature="log_loss").log_loss
 
     ya, pa = _binary(y, p)
     # labels=[0, 1]: a test set holding one class is still a binary problem
@@ -122,7 +125,7 @@ def roc_auc(y: Any, p: Any) -> float:
     >>> roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])
     0.5
     """
-    from sklearn.metrics import roc_auc_score
+    roc_auc_score = require("sklearn.metrics", feature="roc_auc").roc_auc_score
 
     ya, pa = _binary(y, p)
     n_pos = int(ya.sum())

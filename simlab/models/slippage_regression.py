@@ -197,7 +197,9 @@ class SlippageRegression:
         >>> round(m.predict(x=10.0)["mean"], 9), round(m.predict(x=10.0)["q50"], 9)
         (21.0, 21.0)
         """
-        import sklearn
+        from simlab.extras import require
+
+        sklearn = require("sklearn", feature="training a slippage model")
         from sklearn.linear_model import LinearRegression, QuantileRegressor
         from sklearn.preprocessing import StandardScaler
 
