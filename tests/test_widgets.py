@@ -18,10 +18,10 @@ from simlab.book import L2Book
 from simlab.emulator import write_synthetic_recording
 from simlab.feed import ReplaySource
 from simlab.models.impact import ACParams, cost_coefficients, expected_cost, frontier, variance
+from simlab.sim.estimate import estimate_impact
 from simlab.sim.order import OrderSpec
 from simlab.sim.run import impact_params
 from simlab.widgets import ImpactExplorer, Pacer, TradeSimulator
-from simlab.widgets.estimate import estimate_impact
 
 INSTS = ["BTC-USDT", "ETH-USDT"]
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"

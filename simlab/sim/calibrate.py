@@ -5,9 +5,9 @@ extracts their inputs from one instrument's recorded book and trades:
 
 - ``sigma``: realised volatility of the mid (every valid book tick), in quote per
   second^1/2 (the time unit is the second throughout);
-- ``epsilon`` and ``eta``: walk-the-book cost per unit against the mid, for a ladder of
-  order sizes, averaged over up to ``max_ticks`` evenly spaced ticks and both sides; the
-  fit is ``cost/unit = epsilon + (eta / tau) * size`` with ``tau`` = 1 s;
+- ``epsilon`` and ``eta``: walk-the-book cost per unit against the mid, for the depth
+  ladder of :mod:`simlab.sim.ladder`, averaged over up to ``max_ticks`` evenly spaced ticks
+  and both sides; the fit is ``cost/unit = epsilon + (eta / tau) * size`` with ``tau`` = 1 s;
 - ``gamma``: regression of the mid change over each ``step_seconds`` interval on the signed
   taker volume in it (Kyle's lambda); 0 with a note when the recording has no trades.
 
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from simlab.book.batch import Order, rebuild_books
 from simlab.feed.replay import ReplayError, open_recordings
 from simlab.feed.tables import book_messages
 from simlab.models.calibrate import (
@@ -32,7 +31,9 @@ from simlab.models.calibrate import (
 )
 from simlab.store.schema import TRADES
 
+from .ladder import LEVELS, ladder_cost, ladder_orders, ladder_sizes, visible_depth
 from .order import Instrument
+from .rebuild import rebuild_messages
 
 
 def calibrate_recording(recording: Any, inst: str, *, channel: str = "books",
@@ -57,8 +58,7 @@ def calibrate_recording(recording: Any, inst: str, *, channel: str = "books",
     if ok.sum() < 3:
         raise ReplayError(f"{rec.path}: {channel}:{inst} has fewer than 3 valid book ticks; "
                           "cannot calibrate")
-    probe = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                          m.size, n_streams=1, depth_n=5, emit=ok)
+    probe = rebuild_messages(m, depth_n=LEVELS, emit=ok)
     mid = (probe.bid_px + probe.ask_px) * 0.5
     good = ok & np.isfinite(mid)
     t_ns = m.recv_ns[good]
@@ -66,10 +66,10 @@ def calibrate_recording(recording: Any, inst: str, *, channel: str = "books",
     sig = calibrate_sigma(mids, t_ns, step_seconds=step_seconds,
                           every=min(1.0, step_seconds))
     if sizes is None:
-        depth = np.nanmedian(np.minimum(probe.depth[good, 0], probe.depth[good, 1])) * ct
+        depth = visible_depth(probe.depth[good, 0], probe.depth[good, 1], ct)
         if not depth > 0:
             raise ReplayError(f"{rec.path}: {inst} has no visible depth to calibrate eta from")
-        sizes = np.geomspace(depth / 50, depth * 2, 12)
+        sizes = ladder_sizes(depth)
     sizes = np.asarray(sizes, dtype=np.float64)
     if sizes.ndim != 1 or len(sizes) < 2 or not (sizes > 0).all():
         raise ValueError(f"sizes must be at least 2 order sizes > 0 (base units), got {sizes}")
@@ -78,17 +78,8 @@ def calibrate_recording(recording: Any, inst: str, *, channel: str = "books",
     pick = idx[np.linspace(0, len(idx) - 1, min(max_ticks, len(idx))).astype(int)]
     emit = np.zeros(len(m), bool)
     emit[pick] = True
-    orders = [Order(buy, float(s / ct), False) for buy in (True, False) for s in sizes]
-    w = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                      m.size, n_streams=1, orders=orders, emit=emit).walk[pick]
-    k = len(sizes)
-    mid_p = mid[pick][:, None]
-    fb = w[:, :, 0] * ct
-    avg = w[:, :, 1] / w[:, :, 0]
-    complete = w[:, :, 5] <= w[:, :, 0] * 1e-12 + 0.0
-    per_unit = np.where(np.arange(2 * k) < k, avg - mid_p, mid_p - avg)
-    per_unit = np.where(complete & (fb > 0), per_unit, np.nan)
-    cost = np.nanmean(np.concatenate([per_unit[:, :k], per_unit[:, k:]]), axis=0)
+    w = rebuild_messages(m, orders=ladder_orders(sizes, ct), emit=emit).walk[pick]
+    cost = ladder_cost(mid[pick], w)
     use = np.isfinite(cost)
     if use.sum() < 2:
         raise ReplayError(f"{rec.path}: {inst}: the book could not fill at least 2 of the "
@@ -96,6 +87,21 @@ def calibrate_recording(recording: Any, inst: str, *, channel: str = "books",
     eta = calibrate_eta(sizes[use], cost[use], tau=1.0)
     gam = _gamma(rec, inst, trades_channel, t_ns, mids, step_seconds, ct)
     return Calibration.from_fits(sig, eta, gam)
+
+
+def typical_size(recording: Any, inst: str, channel: str = "books") -> float:
+    """The size the calibration's depth ladder is centred on: the visible depth
+    (:func:`~simlab.sim.ladder.visible_depth`, base units) over every valid tick of the
+    first recording; 1.0 when the book never shows depth on both sides.
+
+    >>> typical_size("rec", "BTC-USDT")                             # doctest: +SKIP
+    """
+    rec = open_recordings(recording)[0]
+    ct = Instrument.from_metadata(inst, rec.manifest.get("instruments", {}).get(inst)).ct_val
+    m = book_messages(rec, channel, inst)
+    b = rebuild_messages(m, depth_n=LEVELS, emit=m.valid)
+    d = visible_depth(b.depth[m.valid, 0], b.depth[m.valid, 1], ct)
+    return d if d > 0 else 1.0
 
 
 def _gamma(rec: Any, inst: str, channel: str, t_ns: np.ndarray, mids: np.ndarray,

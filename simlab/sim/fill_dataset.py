@@ -1,7 +1,7 @@
 """Labelled maker/taker data from recordings: features at sampled moments, fill or not.
 
 :func:`fill_dataset` reads one instrument's book stream and trades from each recording,
-rebuilds the book in compiled code (:func:`simlab.book.batch.rebuild_books`), feeds book
+rebuilds the book in compiled code (:func:`simlab.sim.rebuild.rebuild_messages`), feeds book
 updates and trades in arrival order to :class:`~simlab.models.fill_features.FillFeatureState`
 (the same code the cost pipeline uses live, so the features a model is trained on are
 the features it later gets), samples moments every ``every_s`` seconds and labels a
@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simlab.book.batch import rebuild_books
 from simlab.feed.replay import ReplayError, open_recordings
-from simlab.feed.tables import book_messages
+from simlab.feed.tables import BookMessages, book_messages
 from simlab.models.fill_features import FILL_FEATURES, FeatureParams, FillFeatureState
 from simlab.models.fill_labels import BookPath, TradePath, label_fills
 from simlab.store.reader import Recording
 from simlab.store.schema import TRADES
 
 from .order import Instrument
+from .rebuild import rebuild_messages
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class StreamPaths:
     bid_depth: np.ndarray
     ask_depth: np.ndarray
     recv_ns: np.ndarray
+    #: the book stream's messages (:func:`stream_paths` keeps them to rebuild the book again)
+    messages: BookMessages | None = None
 
 
 def trade_path(rec: Recording, inst: str, channel: str = TRADES_CHANNEL, *,
@@ -84,13 +86,13 @@ def stream_paths(rec: Recording, inst: str, *, channel: str = "books",
     >>> len(p.book), len(p.trades)                                  # doctest: +SKIP
     """
     m = book_messages(rec, channel, inst, validity=validity)
-    b = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                      m.size, n_streams=1, depth_n=depth_levels, emit=m.valid)
+    b = rebuild_messages(m, depth_n=depth_levels, emit=m.valid)
     book = BookPath.from_arrays(arrival=m.arrival, ts_ms=m.ts_ms, bid=b.bid_px,
                                 bid_sz=b.bid_sz, ask=b.ask_px, ask_sz=b.ask_sz, valid=m.valid,
                                 snapshot=m.snapshot, msg_start=m.msg_start, side=m.side,
                                 price=m.price, size=m.size)
-    return StreamPaths(book, trade_path(rec, inst), b.depth[:, 0], b.depth[:, 1], m.recv_ns)
+    return StreamPaths(book, trade_path(rec, inst), b.depth[:, 0], b.depth[:, 1], m.recv_ns,
+                       messages=m)
 
 
 def run_features(paths: StreamPaths, at: np.ndarray, buy: np.ndarray, order_size: np.ndarray,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simlab.book.batch import Order, rebuild_books
+from simlab.book.batch import Order
 from simlab.feed.replay import (
     CLOCKS,
     ReplayError,
@@ -44,6 +44,7 @@ from simlab.models.slippage_regression import SlippageRegression
 
 from .fill_dataset import _bar, fill_dataset, infer_tick, run_features, sample_moments, stream_paths
 from .order import Instrument
+from .rebuild import rebuild_messages
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +311,7 @@ def slippage_dataset(recordings: Any, inst: str, *, side: str = "buy",
         emit = np.zeros(len(bk), bool)
         emit[at] = True
         m_orders = [Order(buy, n / ins.ct_val, True) for n in notionals]
-        b = rebuild_books(bk.msg_start, np.zeros(len(bk), np.int32),
-                          np.where(bk.valid, np.where(bk.snapshot, 1, 0), 2).astype(np.uint8),
-                          bk.side, bk.price, bk.size, n_streams=1, orders=m_orders, emit=emit)
+        b = rebuild_messages(paths.messages, orders=m_orders, emit=emit)
         tick = ins.tick_sz if ins.tick_sz > 0 else infer_tick(bk.price)
         f = run_features(paths, at, np.full(len(at), buy), np.ones(len(at)), params=params,
                          tick_size=tick)

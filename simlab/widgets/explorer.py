@@ -25,9 +25,10 @@ import ipywidgets as W
 import numpy as np
 
 from simlab.models.impact import ACParams, expected_cost, frontier, trade_list, trajectory, variance
+from simlab.sim.calibrate import typical_size
+from simlab.sim.estimate import group_provenance
 
 from . import charts
-from .estimate import group_provenance
 from .simulator import _escape, _fmt
 
 #: The displayed numbers: key -> (label, unit, format).
@@ -119,7 +120,7 @@ class ImpactExplorer:
         """
         p, how = _calibrate(recording, inst, T=T, N=N, lam=lam, channel=channel)
         if X is None:
-            X = _typical_size(recording, inst, channel)
+            X = typical_size(recording, inst, channel)
         return cls(p, X, recording=recording, inst=inst, provenance=how, **options)
 
     def _build(self, p: ACParams, X: float) -> None:
@@ -312,19 +313,3 @@ def _calibrate(recording: Any, inst: str, *, T: float, N: int, lam: float,
 
     return impact_params(recording, OrderSpec(inst, "buy", 1.0), T=T, N=N, lam=lam,
                          channel=channel)
-
-
-def _typical_size(recording: Any, inst: str, channel: str = "books") -> float:
-    """The median visible depth of the top 5 levels (base units) over the recording."""
-    from simlab.book.batch import rebuild_books
-    from simlab.feed.replay import open_recordings
-    from simlab.feed.tables import book_messages
-    from simlab.sim.order import Instrument
-
-    rec = open_recordings(recording)[0]
-    ct = Instrument.from_metadata(inst, rec.manifest.get("instruments", {}).get(inst)).ct_val
-    m = book_messages(rec, channel, inst)
-    b = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                      m.size, n_streams=1, depth_n=5, emit=m.valid)
-    d = np.nanmedian(np.minimum(b.depth[m.valid, 0], b.depth[m.valid, 1])) * ct
-    return float(d) if d > 0 else 1.0

@@ -59,11 +59,11 @@ from simlab.models.impact import ACParams
 from simlab.models.volatility import PER_SECONDS
 from simlab.monitor import Monitor
 from simlab.okx.fees import fee_tiers
+from simlab.sim.estimate import estimate_impact, group_provenance
 from simlab.sim.order import ORDER_TYPES, SIDES, UNITS, Instrument, OrderSpec, check_size
 from simlab.sim.pipeline import MONITOR_STAGES, CostPipeline
 
 from . import charts
-from .estimate import estimate_impact, group_provenance
 
 #: The displayed numbers: key -> (label, unit, format).
 OUTPUTS: dict[str, tuple[str, str, str]] = {
@@ -229,7 +229,7 @@ class TradeSimulator:
     source). ``instruments``: those offered (default: ``metadata``'s); ``metadata``:
     instrument id -> OKX instrument metadata (the source's ``instruments`` fill the rest).
     ``impact``: ``"book"`` (default) estimates the Almgren-Chriss parameters from the
-    live book and the mids seen (:func:`simlab.widgets.estimate.estimate_impact`, again
+    live book and the mids seen (:func:`simlab.sim.estimate.estimate_impact`, again
     every ``estimate_every`` seconds of feed); or parameters (time unit: seconds) for every
     instrument, a mapping per instrument, a function ``inst -> ACParams`` or
     ``(ACParams, provenance)``, or None (impact not priced). ``speed``: pace a replay at

@@ -2,8 +2,9 @@
 calibrate on (the trade simulator on a live source).
 
 The same fits as :func:`simlab.sim.calibrate.calibrate_recording`, on what a live consumer
-has at hand: ``epsilon`` and ``eta`` from walking the current book with a ladder of sizes
-(:func:`simlab.models.calibrate.calibrate_eta`), ``sigma`` from the mids seen so far
+has at hand: ``epsilon`` and ``eta`` from walking the current book with the same depth
+ladder (:func:`simlab.sim.ladder.walk_ladder`, fitted by
+:func:`simlab.models.calibrate.calibrate_eta`), ``sigma`` from the mids seen so far
 (:func:`simlab.models.calibrate.calibrate_sigma`, 0 until ``min_seconds`` of them), and
 ``gamma`` = 0 (a permanent-impact regression needs minutes of trades). Time unit: seconds.
 """
@@ -18,34 +19,7 @@ import numpy as np
 from simlab.models.calibrate import calibrate_eta, calibrate_sigma
 from simlab.models.impact import ACParams
 
-
-def walk_ladder(book: Any, ct_val: float = 1.0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """Sizes (base units, ``n`` from 1/50 to 2 times the visible depth of the top 5 levels,
-    the smaller side) and the average cost per unit of a market order of each against the
-    mid (quote/base, both sides averaged; NaN where the book cannot fill it).
-
-    >>> from simlab.book import L2Book
-    >>> b = L2Book(); b.apply_snapshot([["99", "1"], ["98", "1"]], [["101", "1"]])
-    >>> sizes, cost = walk_ladder(b, n=3)   # depth 1 (the ask side): 0.02, 0.2, 2
-    >>> sizes.round(9).tolist(), cost.round(9).tolist()   # 2: only the bids can fill it
-    ([0.02, 0.2, 2.0], [1.0, 1.0, 1.5])
-    """
-    depth = min(book.depth("bid", levels=5), book.depth("ask", levels=5)) * ct_val
-    if not depth > 0:
-        raise ValueError("the book has an empty side: no depth to walk")
-    sizes = np.geomspace(depth / 50, depth * 2, n)
-    mid = book.mid
-    cost = np.full((2, n), np.nan)
-    for j, side in enumerate(("buy", "sell")):
-        for i, s in enumerate(sizes):
-            f = book.walk(side, base=float(s / ct_val))
-            if f.complete:
-                cost[j, i] = (f.avg_price - mid) if side == "buy" else (mid - f.avg_price)
-    # the mean of the sides that could fill (no nanmean: no warning for all-NaN columns)
-    ok = np.isfinite(cost)
-    n = ok.sum(axis=0)
-    total = np.where(ok, cost, 0.0).sum(axis=0)
-    return sizes, np.where(n > 0, total / np.maximum(n, 1), np.nan)
+from .ladder import walk_ladder
 
 
 def estimate_impact(book: Any, mids: Any, t_ns: Any, *, ct_val: float = 1.0,
