@@ -63,10 +63,9 @@ def json_safe(obj: Any, *, strict: bool = False, path: str = "value") -> Any:
         return json_safe(obj.item(), strict=strict, path=path)
     if isinstance(obj, list | tuple | np.ndarray) or (not strict and _is_series(obj)):
         items = obj if isinstance(obj, list | tuple) else obj.tolist()
-        if isinstance(items, list):  # a 0-d array's tolist() is its value
-            return [json_safe(v, strict=strict, path=f"{path}[{i}]")
-                    for i, v in enumerate(items)]
-        return json_safe(items, strict=strict, path=path)
+        if not isinstance(items, list | tuple):  # a 0-d array's tolist() is its value
+            return json_safe(items, strict=strict, path=path)
+        return [json_safe(v, strict=strict, path=f"{path}[{i}]") for i, v in enumerate(items)]
     if not strict and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return json_safe(dataclasses.asdict(obj), path=path)
     if strict:

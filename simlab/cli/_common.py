@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_PIPE = 141  # stdout closed by the reader, as a shell reports SIGPIPE (128 + 13)
@@ -58,7 +59,14 @@ def order_inst_type(inst: str) -> str:
     return inst_type(inst)
 
 
-def to_json(obj) -> str:
-    from simlab.sim.report import summary_to_json
+def to_json(obj: Any) -> str:
+    """A summary as indented JSON (:func:`simlab.jsonsafe.to_json`: NaN -> null).
 
-    return summary_to_json(obj)
+    >>> print(to_json({"p99": float("nan")}), end="")
+    {
+      "p99": null
+    }
+    """
+    from simlab.jsonsafe import to_json as dumps
+
+    return dumps(obj)

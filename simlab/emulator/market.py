@@ -18,6 +18,7 @@ from operator import attrgetter
 import numpy as np
 
 from simlab.book import L2Book
+from simlab.monitor.stats import percentile_summary
 
 from .cst import CSTBook, CSTParams
 from .instruments import DEFAULT_INSTRUMENTS, SimInstrument, get_instrument
@@ -248,7 +249,6 @@ def summary(source: MarketSource | Sequence[Event], inst_id: str | None = None, 
 
     dur = max((end_ms - start_ms + 1) / 1000.0, 1e-3)
     ok = ~np.isnan(spr)
-    sp = spr[ok] if ok.any() else np.array([math.nan])
     out = {
         "inst_id": inst_id,
         "events": len(events),
@@ -259,8 +259,7 @@ def summary(source: MarketSource | Sequence[Event], inst_id: str | None = None, 
         "trade_rate": n_pr / dur,
         "traded": traded,
         "buy_share": buys / traded if traded else math.nan,
-        "spread": {"mean": float(np.mean(sp)), "median": float(np.median(sp)),
-                   "p99": float(np.percentile(sp, 99)), "max": float(np.max(sp))},
+        "spread": percentile_summary(spr, (99,), stats=("mean", "median", "p", "max")),
         "depth_bid": (depth["bid"] / n_samples).tolist(),
         "depth_ask": (depth["ask"] / n_samples).tolist(),
         "levels_bid": nlev["bid"] / n_samples,

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .stats import summary_row
+
 #: The percentiles the summaries report.
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -159,22 +161,21 @@ class LatencyHistogram:
         """The exact mean (NaN when empty)."""
         return self.total / self.count if self.count else float("nan")
 
-    def summary(self, scale: float = 1.0) -> dict[str, Any]:
-        """count, mean, p50, p90, p99, p99.9 and max (values divided by ``scale``: 1e3
-        for ns -> us).
+    def summary(self, scale: float = 1.0, suffix: str = "") -> dict[str, Any]:
+        """count, mean, p50, p90, p99, p99.9, max, min and negative (values divided by
+        ``scale``: 1e3 for ns -> us; value keys end with ``suffix``, e.g. ``"_us"``).
 
         >>> h = LatencyHistogram(); h.add_many([2000] * 10)
-        >>> h.summary(scale=1e3)["p50"]
-        2.0
+        >>> h.summary(scale=1e3)["p50"], h.summary(1e3, "_us")["max_us"]
+        (2.0, 2.0)
         """
-        p = self.percentiles(PERCENTILES)
         nan = float("nan")
-        return {"count": self.count, "mean": self.mean / scale,
-                "p50": p[0] / scale, "p90": p[1] / scale, "p99": p[2] / scale,
-                "p99.9": p[3] / scale,
+        vals = {"count": self.count, "mean": self.mean / scale,
                 "max": self.max / scale if self.max is not None else nan,
-                "min": self.min / scale if self.min is not None else nan,
-                "negative": self.negative}
+                "min": self.min / scale if self.min is not None else nan}
+        pcts = [p / scale for p in self.percentiles(PERCENTILES)]
+        return {**summary_row(vals, PERCENTILES, pcts, ("count", "mean", "p", "max", "min"),
+                              suffix=suffix), "negative": self.negative}
 
     def nonzero(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The occupied buckets: ``(low, high, count)`` arrays, for plotting."""

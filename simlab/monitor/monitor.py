@@ -31,9 +31,10 @@ import numpy as np
 
 from .histogram import PERCENTILES, LatencyHistogram
 from .resources import ResourceSampler
+from .stats import percentile_name
 
 _NS_PER_MS = 1_000_000
-_PCOLS = [f"p{q:g}" for q in PERCENTILES]
+_PCOLS = [percentile_name(q) for q in PERCENTILES]
 
 
 class Monitor:
@@ -260,8 +261,8 @@ class Monitor:
             wall = ((self.wall_end or time.time()) - self.wall_start
                     if self.wall_start is not None else 0.0)
         return {
-            "stages": {k: _rename(h.summary(1e3), "_us") for k, h in self.stages.items()},
-            "feed_latency": {k: _rename(h.summary(1e6), "_ms") for k, h in self.feed.items()},
+            "stages": {k: h.summary(1e3, "_us") for k, h in self.stages.items()},
+            "feed_latency": {k: h.summary(1e6, "_ms") for k, h in self.feed.items()},
             "streams": self._streams(),
             "notices": dict(self.notices),
             "events": self.events,
@@ -311,7 +312,7 @@ class Monitor:
         import pandas as pd
 
         self.flush()
-        rows = [{"stage": k, **_rename(h.summary(1e3), "_us")} for k, h in self.stages.items()]
+        rows = [{"stage": k, **h.summary(1e3, "_us")} for k, h in self.stages.items()]
         cols = ["stage", "count", "mean_us", *[f"{p}_us" for p in _PCOLS], "max_us"]
         return _round(pd.DataFrame(rows, columns=cols))
 
@@ -321,7 +322,7 @@ class Monitor:
         import pandas as pd
 
         self.flush()
-        rows = [{"inst": k, **_rename(h.summary(1e6), "_ms")} for k, h in self.feed.items()]
+        rows = [{"inst": k, **h.summary(1e6, "_ms")} for k, h in self.feed.items()]
         cols = ["inst", "count", "mean_ms", *[f"{p}_ms" for p in _PCOLS], "min_ms", "max_ms",
                 "negative"]
         return _round(pd.DataFrame(rows, columns=cols))
@@ -397,10 +398,6 @@ class Monitor:
         self.flush()
         return (f"Monitor({len(self.stages)} stages, {self.events:,} events, "
                 f"{len(self.feed)} instruments)")
-
-
-def _rename(s: dict[str, Any], unit: str) -> dict[str, Any]:
-    return {(k if k in ("count", "negative") else f"{k}{unit}"): v for k, v in s.items()}
 
 
 def _plain(s: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .histogram import PERCENTILES
+from .stats import percentile_name
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -41,7 +42,7 @@ def format_monitor(m: Monitor, title: str | None = "performance") -> str:
     """
     s = m.summary()
     out: list[str] = [title] if title else []
-    pc = [f"p{q:g}" for q in PERCENTILES]
+    pc = [percentile_name(q) for q in PERCENTILES]
     if s["stages"]:
         rows = [[k, _f(v["count"]), *(_f(v[f"{c}_us"]) for c in ["mean", *pc, "max"])]
                 for k, v in s["stages"].items()]

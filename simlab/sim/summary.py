@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simlab.monitor.stats import DEFAULT_PERCENTILES, percentile_summary
+
 #: Per-tick columns summarised, with their display names.
 SUMMARY_COLUMNS = {
     "slippage_bps": "slippage (bps)", "fee_bps": "fees (bps)", "impact_bps": "impact (bps)",
@@ -22,7 +24,7 @@ SUMMARY_COLUMNS = {
     "fee_quote": "fees (quote)", "impact_quote": "impact (quote)", "net_quote": "net cost (quote)",
     "maker_prob": "maker probability", "spread_bps": "spread (bps)",
 }
-PERCENTILES = (50, 90, 99)
+PERCENTILES = DEFAULT_PERCENTILES
 #: What the cost statistics cover, by ``include_incomplete``.
 COVERS = {False: "complete", True: "all"}
 
@@ -33,16 +35,7 @@ def describe(x: Any) -> dict[str, float]:
     >>> describe([1.0, 2.0, 3.0, float("nan")])["p50"]
     2.0
     """
-    a = np.asarray(x, dtype=np.float64)
-    a = a[np.isfinite(a)]
-    if not len(a):
-        return {"count": 0, "mean": math.nan, "std": math.nan, "min": math.nan,
-                **{f"p{p}": math.nan for p in PERCENTILES}, "max": math.nan}
-    pct = np.percentile(a, PERCENTILES)
-    return {"count": len(a), "mean": float(a.mean()),
-            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "min": float(a.min()),
-            **{f"p{p}": float(v) for p, v in zip(PERCENTILES, pct, strict=True)},
-            "max": float(a.max())}
+    return percentile_summary(x, PERCENTILES)
 
 
 def latency_summary(lat: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -51,16 +44,10 @@ def latency_summary(lat: pd.DataFrame) -> dict[str, dict[str, float]]:
     >>> latency_summary(pd.DataFrame({"total_ns": [1000, 2000, 3000]}))["total"]["p50_us"]
     2.0
     """
-    out = {}
-    for col in lat.columns:
-        a = lat[col].to_numpy(dtype=np.float64) / 1e3
-        if not len(a):
-            continue
-        p = np.percentile(a, (50, 90, 99))
-        out[col.removesuffix("_ns")] = {"p50_us": float(p[0]), "p90_us": float(p[1]),
-                                        "p99_us": float(p[2]), "max_us": float(a.max()),
-                                        "mean_us": float(a.mean())}
-    return out
+    return {col.removesuffix("_ns"): percentile_summary(
+                lat[col].to_numpy(dtype=np.float64), PERCENTILES, stats=("p", "max", "mean"),
+                only_finite=False, scale=1e3, suffix="_us")
+            for col in lat.columns if len(lat[col])}
 
 
 def complete_mask(table: pd.DataFrame) -> np.ndarray:
