@@ -14,8 +14,12 @@ $(BIN)/python:
 # Re-install (and so rebuild the C core) whenever the build inputs change.
 BUILD_INPUTS := pyproject.toml setup.py simlab/_native.c
 
+# Dependencies by use (pyproject.toml's extras): `pip install .` alone records, verifies,
+# imports and replays. The demo draws its report's charts ([notebook]: matplotlib) and the
+# benchmarks time training ([ml]) and sweeps ([sweep]), so demo, bench and sample-data
+# install everything a user may run ([all]); the tests also need the test tools ([dev]).
 $(STAMP_RUN): $(BIN)/python $(BUILD_INPUTS)
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[all]"
 	touch $@
 
 $(STAMP_DEV): $(BIN)/python $(BUILD_INPUTS)

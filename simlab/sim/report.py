@@ -23,26 +23,27 @@ for swaps), Almgren-Chriss in base units, quote currency and seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from simlab.jsonsafe import json_safe, to_json
+from simlab.extras import require
 from simlab.models.impact import ACParams, frontier, trajectory
-from simlab.monitor.stats import percentiles
 
 from .pipeline import STAGES, CostResult
 from .summary import complete_mask
+
+if TYPE_CHECKING:  # matplotlib is optional (simlab[notebook]): imported when a chart is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "COST_LINES",
@@ -103,7 +104,7 @@ def write_report(result: CostResult, out_dir: str | Path, *, depth: Any = None,
     if ac is not None:
         _check_ac(ac, ac_X)
     if summary is None:
-        summary = result.summary()
+        summary = _result_summary(result)
     elif not isinstance(summary, Mapping):
         raise TypeError(f"summary must be a dict, got {type(summary).__name__}")
     title = _order_title(result) if title is None else str(title)
@@ -165,7 +166,7 @@ def summary_to_json(summary: Mapping[str, Any]) -> str:
     }
     <BLANKLINE>
     """
-    return to_json(summary)
+    return json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
 
 
 def summary_to_markdown(summary: Mapping[str, Any], title: str | None = None) -> str:
@@ -187,7 +188,7 @@ def summary_to_markdown(summary: Mapping[str, Any], title: str | None = None) ->
     """
     values: list[tuple[str, Any]] = []
     rows: list[tuple[str, dict[str, Any]]] = []
-    _collect(json_safe(summary), "", values, rows)
+    _collect(_jsonable(summary), "", values, rows)
     parts = [f"# {title}\n"] if title else []
     warning = (summary.get("fills") or {}).get("warning")
     if warning:
@@ -213,6 +214,7 @@ def plot_depth(ax: Axes, depth: Any, *, size_unit: str = "book units",
     as step lines from the best price outwards, the mid dashed. ``depth`` is
     ``(bid_px, bid_sz, ask_px, ask_sz)``, best first (``L2Book.top(n)``).
 
+    >>> from matplotlib.figure import Figure
     >>> ax = plot_depth(Figure().add_subplot(), ([9.0], [1.0], [11.0, 12.0], [2.0, 3.0]))
     >>> ax.get_lines()[1].get_ydata().tolist()  # asks: 2, then 2 + 3
     [2.0, 5.0]
@@ -247,6 +249,7 @@ def plot_costs(ax_cost: Axes, ax_mid: Axes, table: pd.DataFrame, *, quote: str =
 
     >>> t = pd.DataFrame({"recv_ns": [0, 10**9], "mid": [100.0, 101.0], "slippage_bps": [1.0, 2],
     ...                   "fee_bps": [5.0, 5], "impact_bps": [0.0, 0], "net_bps": [6.0, 7]})
+    >>> from matplotlib.figure import Figure
     >>> fig = Figure(); a, b = fig.add_subplot(211), fig.add_subplot(212)
     >>> a, b = plot_costs(a, b, t)
     >>> a.get_legend_handles_labels()[1][-1]
@@ -290,7 +293,7 @@ def plot_costs(ax_cost: Axes, ax_mid: Axes, table: pd.DataFrame, *, quote: str =
     if len(table) == 0:
         ax_cost.text(0.5, 0.5, "no ticks priced", transform=ax_cost.transAxes, ha="center")
     else:
-        import matplotlib.dates as mdates
+        mdates = require("matplotlib.dates", feature=_CHARTS)
 
         loc = mdates.AutoDateLocator()
         ax_mid.xaxis.set_major_locator(loc)
@@ -305,6 +308,7 @@ def plot_latency(ax: Axes, latency: pd.DataFrame, *, bins: int = 60) -> Axes:
     stage's p50 and p99. Zeros (below the clock's resolution) are drawn at the smallest bin.
 
     >>> lat = pd.DataFrame({"walk_ns": [1000, 2000, 3000], "total_ns": [5000, 6000, 9000]})
+    >>> from matplotlib.figure import Figure
     >>> [line.get_label() for line in plot_latency(Figure().add_subplot(), lat).patches][1]
     'total: p50 6 µs, p99 8.94 µs'
     """
@@ -327,7 +331,7 @@ def plot_latency(ax: Axes, latency: pd.DataFrame, *, bins: int = 60) -> Axes:
         v = us[c]
         if not len(v):
             continue
-        p50, p99 = percentiles(v, (50, 99))
+        p50, p99 = np.percentile(v, [50, 99])
         stage = c.removesuffix("_ns")
         ax.hist(np.clip(v, lo, hi), bins=edges, histtype="step", lw=1.4 if stage == "total"
                 else 1.0, color=colours[stage],
@@ -346,6 +350,7 @@ def plot_batch_latency(ax: Axes, batch_latency: Mapping[str, float]) -> Axes:
 
     >>> b = {"read_ns_per_tick": 50.0, "walk_ns_per_tick": 30.0, "total_ns_per_tick": 80.0,
     ...      "ticks_per_s": 12.5e6}
+    >>> from matplotlib.figure import Figure
     >>> ax = plot_batch_latency(Figure().add_subplot(), b)
     >>> [float(p.get_height()) for p in ax.patches], ax.get_title()
     ([50.0, 30.0, 80.0], 'columnar run: ns per tick by stage (12.5M ticks/s)')
@@ -375,6 +380,7 @@ def plot_ac_schedule(ax: Axes, ac: ACParams, X: float, *, size_unit: str = "base
     ``lam = 0`` (the straight line) for reference.
 
     >>> p = ACParams(sigma=1.0, eta=1.0, gamma=0.0, lam=0.5, T=4, N=4)
+    >>> from matplotlib.figure import Figure
     >>> ax = plot_ac_schedule(Figure().add_subplot(), p, 8.0)
     >>> ax.get_lines()[1].get_ydata().tolist()  # the reference line
     [8.0, 6.0, 4.0, 2.0, 0.0]
@@ -404,6 +410,7 @@ def plot_ac_frontier(ax: Axes, ac: ACParams, X: float, *, quote: str = "quote",
     ``ac.lam <= 0``); ``ac.lam`` and ``lam = 0`` are marked.
 
     >>> p = ACParams(sigma=1.0, eta=1.0, gamma=0.0, lam=0.5, T=4, N=4)
+    >>> from matplotlib.figure import Figure
     >>> ax = plot_ac_frontier(Figure().add_subplot(), p, 8.0, lambdas=[0.1, 1.0])
     >>> ax.get_lines()[0].get_xdata().size  # 0.1, 1.0, and 0 and 0.5 added
     4
@@ -435,9 +442,12 @@ def plot_ac_frontier(ax: Axes, ac: ACParams, X: float, *, quote: str = "quote",
 # -- helpers ------------------------------------------------------------------------------
 
 
+_CHARTS = "the report's charts"
+
+
 def _figure(size: tuple[float, float], title: str) -> Figure:
-    fig = Figure(figsize=size, layout="tight")
-    FigureCanvasAgg(fig)
+    fig = require("matplotlib.figure", feature=_CHARTS).Figure(figsize=size, layout="tight")
+    require("matplotlib.backends.backend_agg", feature=_CHARTS).FigureCanvasAgg(fig)
     if title:
         fig.suptitle(title)
     return fig
@@ -448,6 +458,31 @@ def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
     fig.clear()
     return path
+
+
+def _result_summary(result: CostResult) -> dict[str, Any]:
+    return result.summary()
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, str | bool):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, np.ndarray | pd.Series | list | tuple):
+        return [_jsonable(x) for x in (v.tolist() if hasattr(v, "tolist") else v)]
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _jsonable(dataclasses.asdict(v))
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return _jsonable(v.item())
+    return str(v)
 
 
 def _collect(d: Mapping[str, Any], prefix: str, values: list, rows: list) -> None:
@@ -465,7 +500,7 @@ def _collect(d: Mapping[str, Any], prefix: str, values: list, rows: list) -> Non
 
 def _fmt(v: Any) -> str:
     if v is None:
-        return "NaN"  # json_safe made NaN None; a real None in a numbers row reads the same
+        return "NaN"  # _jsonable made NaN None; a real None in a numbers row reads the same
     if isinstance(v, bool | str):
         s = str(v)
     elif isinstance(v, int):
