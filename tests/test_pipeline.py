@@ -447,3 +447,66 @@ def test_cli_replay_reports_the_ticks_the_book_could_not_fill(synth_recording, t
     assert int((~t["complete"]).sum()) == short
     assert f["incomplete_filled_share"]["p50"] == pytest.approx(
         float(np.median(t.loc[~t["complete"], "filled_share"])))
+
+
+# -- one scan per pricing run ------------------------------------------------------------------
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every file of a recording the reader's entry points read, and how many times."""
+    from collections import Counter
+
+    seen: Counter = Counter()
+
+    def counting(name):
+        read = getattr(Recording, name)
+
+        def counted(self, *args, **kw):
+            dataset = "raw" if name == "iter_raw" else (args[0] if args else kw["dataset"])
+            for e in self.files(dataset, channel=kw.get("channel"), inst=kw.get("inst")):
+                seen[e["path"]] += 1
+            return read(self, *args, **kw)
+        monkeypatch.setattr(Recording, name, counted)
+
+    for name in ("table", "stream_table", "iter_raw"):
+        counting(name)
+    return seen
+
+
+def _slippage_model():
+    from simlab.models.slippage_regression import SlippageRegression
+
+    return SlippageRegression(("spread_bps",), (0.0,), (1.0,), (1.0,), 0.0, (0.5,), ((1.0,),),
+                              (0.0,), info={"side": "buy"})
+
+
+@pytest.mark.parametrize("mode", ["columnar", "events"])
+@pytest.mark.parametrize("window", [{}, {"start": "2026-01-01T00:02:00Z",
+                                         "end": "2026-01-01T00:05:00Z"},
+                                    {"start": "2026-01-01T00:02:00Z", "time_basis": "recv"}],
+                         ids=["all", "exchange-range", "recv-start"])
+@pytest.mark.parametrize("trades", [False, True], ids=["book", "book+trades"])
+def test_a_pricing_run_reads_each_file_of_the_recording_once(reads, mode, window, trades):
+    # calibrated impact (levels, receive times, trades), the range checks, the seek point,
+    # the run itself and, with a trained slippage model, the trade flow: one read of each
+    order = OrderSpec("BTC-USDT", "buy", 1000.0)
+    res, info = price_recording(str(SAMPLE), order, mode=mode,
+                                slippage_model=_slippage_model() if trades else None, **window)
+    assert len(res.table) and "impact_provenance" in info
+    assert reads and max(reads.values()) == 1, {k: v for k, v in reads.items() if v > 1}
+    datasets = {p.split("/")[0] for p in reads}
+    # the raw frames only when the run decodes them (events); columnar reads none
+    assert datasets == ({"levels", "trades", "raw"} if mode == "events"
+                        else {"levels", "trades"})
+    # and the numbers are those of a plain, unscanned, pipeline run
+    p = CostPipeline(order, impact=res.impact, instrument=res.instrument,
+                     slippage_model=_slippage_model() if trades else None)
+    start, end = window.get("start"), window.get("end")
+    basis = window.get("time_basis", "exchange")
+    want = (p.run_recording(str(SAMPLE), start=start, end=end, time_basis=basis)
+            if mode == "columnar" else
+            p.run(ReplaySource(str(SAMPLE), insts=["BTC-USDT"], channels=p.channels,
+                               start=start, end=end, time_basis=basis)))
+    pd.testing.assert_frame_equal(res.table, want.table, check_exact=True)

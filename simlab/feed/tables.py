@@ -18,20 +18,130 @@ engine, including recordings with injected gaps, checksum failures and resyncs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from simlab.okx.frames import RawFrame
+from simlab.okx.normalize import MALFORMED_CHANNEL
 from simlab.store.reader import Recording
-from simlab.store.schema import LEVELS, RAW
+from simlab.store.schema import LEVELS, RAW, SCHEMAS, TRADES
 from simlab.store.verify import stale_ranges
 
 from .decode import FrameDecoder
 from .replay import ReplayError, check_range, check_selection, refused_pushes, selected_frames
 
 log = logging.getLogger(__name__)
+
+#: The columns of each dataset a pricing run reads: the union of what its stages ask (the
+#: range checks, the seek point, the calibration, the columnar rebuild, the trade flow).
+SCAN_COLUMNS = {LEVELS: ("recv_ns", "ts_ms", "snapshot", "prev_seq_id", "side", "price",
+                         "size"),
+                TRADES: ("recv_ns", "ts_ms", "side", "price", "size")}
+
+
+class Scan(Recording):
+    """A :class:`Recording` read once per pricing run: the first ask of a stream's
+    ``levels`` or ``trades`` rows reads that stream's :data:`SCAN_COLUMNS`, and every later
+    ask (other columns of them, several streams at once through :meth:`table`) is served
+    from memory; so is the malformed partition of the raw frames. The raw frames of the
+    streams are still streamed by :meth:`iter_raw` (bounded memory), and nothing else needs
+    them: the receive time of each book message comes with its levels.
+
+    Made by :func:`scan`; it lives as long as the run (it holds the tables it read).
+
+    >>> rec = scan(Recording("rec"))                                   # doctest: +SKIP
+    >>> rec.stream_table("levels", channel="books", inst="BTC-USDT", columns=["price"])
+    ... # doctest: +SKIP
+    """
+
+    def __init__(self, rec: Recording) -> None:
+        self.__dict__.update(rec.__dict__)
+        self._tables: dict[tuple[str, str, str], pa.Table] = {}
+        self._malformed: list[RawFrame] | None = None
+        self._memo: dict[Any, Any] = {}
+
+    def _stream(self, dataset: str, channel: str, inst: str) -> pa.Table:
+        key = (dataset, channel, inst)
+        t = self._tables.get(key)
+        if t is None:
+            t = self._tables[key] = Recording.stream_table(
+                self, dataset, channel=channel, inst=inst, columns=list(SCAN_COLUMNS[dataset]),
+                read_dictionary=["side"] if dataset == LEVELS else None)
+        return t
+
+    def _served(self, dataset: str, columns: Collection[str] | None) -> bool:
+        return (dataset in SCAN_COLUMNS and columns is not None
+                and set(columns) <= {"arrival", *SCAN_COLUMNS[dataset]})
+
+    def stream_table(self, dataset: str, *, channel: str, inst: str, columns: list[str],
+                     read_dictionary: list[str] | None = None) -> pa.Table:
+        if not self._served(dataset, columns):
+            return super().stream_table(dataset, channel=channel, inst=inst, columns=columns,
+                                        read_dictionary=read_dictionary)
+        t = self._stream(dataset, channel, inst)
+        return _as_read(t.select(["arrival", *(c for c in columns if c != "arrival")]),
+                        read_dictionary or ())
+
+    def table(self, dataset: str, *, channel: str | Collection[str] | None = None,
+              inst: str | Collection[str] | None = None,
+              columns: list[str] | None = None) -> pa.Table:
+        entries = self.files(dataset, channel=channel, inst=inst) if self._served(
+            dataset, columns) else []
+        if not entries:
+            return super().table(dataset, channel=channel, inst=inst, columns=columns)
+        cols = ["arrival", *(c for c in columns if c != "arrival")]
+        schema = pa.schema([SCHEMAS[dataset].field(c) for c in cols]
+                           + [pa.field("channel", pa.string()), pa.field("inst", pa.string())])
+        parts = []
+        for ch, ins in dict.fromkeys((e.get("channel"), e.get("inst")) for e in entries):
+            t = _as_read(self._stream(dataset, ch, ins).select(cols), ())
+            n = t.num_rows
+            parts.append(t.append_column("channel", pa.array([ch] * n, pa.string()))
+                         .append_column("inst", pa.array([ins] * n, pa.string()))
+                         .cast(schema))
+        t = pa.concat_tables(parts)
+        # as Recording.table: by arrival, stable (a frame's rows are one stream's, in order)
+        return t.take(pc.sort_indices(t, [("arrival", "ascending")]))
+
+    def iter_raw(self, *, channel: str | Collection[str] | None = None,
+                 inst: str | Collection[str] | None = None,
+                 from_arrival: int = 0) -> Iterator[RawFrame]:
+        if channel != MALFORMED_CHANNEL or inst is not None:
+            return super().iter_raw(channel=channel, inst=inst, from_arrival=from_arrival)
+        if self._malformed is None:
+            # asked by the refused-push count and by the replay's merge: read it once
+            self._malformed = list(super().iter_raw(channel=MALFORMED_CHANNEL))
+        return (f for f in self._malformed if f.arrival >= from_arrival)
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` the first time ``key`` is asked in this run, the same value after."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+
+def scan(rec: Recording) -> Scan:
+    """``rec`` as a :class:`Scan` (itself when it is one already).
+
+    >>> scan(Recording("rec")).path                                    # doctest: +SKIP
+    'rec'
+    """
+    return rec if isinstance(rec, Scan) else Scan(rec)
+
+
+def _as_read(t: pa.Table, dictionary: Collection[str]) -> pa.Table:
+    """``t`` with its dictionary columns decoded unless asked as dictionaries, as a
+    reader's table would be."""
+    for i, name in enumerate(t.column_names):
+        if pa.types.is_dictionary(t.schema.field(i).type) and name not in dictionary:
+            t = t.set_column(i, name, t.column(i).cast(t.schema.field(i).type.value_type))
+    return t
+
 
 #: Book integrity breaks the writer's check records (a message with no usable book after it).
 BREAK_KINDS = ("gap", "checksum_failed", "rejected")
@@ -110,14 +220,20 @@ def validity_from_breaks(arrival: np.ndarray, snapshot: np.ndarray,
 def validity_from_raw(rec: Recording, channel: str, inst: str, arrival: np.ndarray,
                       verify_checksum: bool = True) -> np.ndarray:
     """Validity per message by decoding the stream's raw frames (exact, slower), its
-    pushes kept as malformed included (a refused one invalidates the book)."""
-    dec = FrameDecoder(channels=[channel], insts=[inst], wire_format=rec.wire_format,
-                       verify_checksum=verify_checksum, stale=stale_ranges(rec.manifest))
-    seen: dict[int, bool] = {}
-    for f in selected_frames(rec, [channel], [inst]):
-        for ev in dec.decode(f):
-            if ev.kind == "book":
-                seen[ev.arrival] = ev.valid
+    pushes kept as malformed included (a refused one invalidates the book); decoded once
+    per :class:`Scan`."""
+    def decode() -> dict[int, bool]:
+        dec = FrameDecoder(channels=[channel], insts=[inst], wire_format=rec.wire_format,
+                           verify_checksum=verify_checksum, stale=stale_ranges(rec.manifest))
+        seen: dict[int, bool] = {}
+        for f in selected_frames(rec, [channel], [inst]):
+            for ev in dec.decode(f):
+                if ev.kind == "book":
+                    seen[ev.arrival] = ev.valid
+        return seen
+
+    key = ("validity", channel, inst, verify_checksum)
+    seen = rec.memo(key, decode) if isinstance(rec, Scan) else decode()
     return np.array([seen.get(int(a), False) for a in arrival], dtype=bool)
 
 
@@ -138,14 +254,18 @@ def book_messages(rec: Recording, channel: str, inst: str, *, start: int | None 
     check_range([rec], start, end)
     if validity not in ("auto", "manifest", "raw"):
         raise ValueError(f"validity must be 'auto', 'manifest' or 'raw', got {validity!r}")
+    # a Scan holds each message's receive time with its levels: no read of the raw frames
+    held = isinstance(rec, Scan)
     t = rec.stream_table(LEVELS, channel=channel, inst=inst,
-                         columns=["ts_ms", "snapshot", "prev_seq_id", "side", "price", "size"],
+                         columns=["ts_ms", "snapshot", "prev_seq_id", "side", "price", "size",
+                                  *(["recv_ns"] if held else [])],
                          read_dictionary=["side"])
     if t.num_rows == 0:
         raise ReplayError(f"{rec.path}: no book messages for {channel}:{inst}")
-    first, per, side = _per_message(t, ("arrival", "ts_ms", "prev_seq_id", "snapshot"))
+    first, per, side = _per_message(t, ("arrival", "ts_ms", "prev_seq_id", "snapshot",
+                                        *(["recv_ns"] if held else [])))
     arrival, ts_ms, prev = per["arrival"], per["ts_ms"], per["prev_seq_id"]
-    recv_ns = _receive_times(rec, channel, inst, arrival)
+    recv_ns = per["recv_ns"] if held else _receive_times(rec, channel, inst, arrival)
     # nulls (no seqIds) read as NaN, never equal to -1
     snapshot = per["snapshot"] | (prev == -1)
     refused = refused_pushes(rec, [channel], [inst]).get((channel, inst))

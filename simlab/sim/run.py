@@ -12,17 +12,19 @@ from dataclasses import replace
 from typing import Any
 
 from simlab.feed.replay import ReplayError, ReplaySource, fmt_time, open_recordings
+from simlab.feed.tables import scan
 from simlab.models.calibrate import Calibration
 from simlab.models.impact import ACParams
 
 from .calibrate import calibrate_recording
+from .config import MODES, RunConfig
 from .fill_dataset import TRADES_CHANNEL
 from .order import Instrument, OrderSpec
 from .pipeline import CostPipeline, CostResult, needs_history
 
 log = logging.getLogger(__name__)
 
-MODES = ("columnar", "events")
+__all__ = ["MODES", "impact_params", "price_recording"]
 
 
 def impact_params(recordings: Any, order: OrderSpec, *, T: float = 60.0, N: int = 60,
@@ -63,29 +65,35 @@ def impact_params(recordings: Any, order: OrderSpec, *, T: float = 60.0, N: int 
     return params, how
 
 
-def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar",
-                    channel: str = "books", start: Any = None, end: Any = None,
-                    impact: ACParams | str | None = "calibrate", T: float = 60.0,
-                    N: int = 60, lam: float = 1e-6, overrides: dict | None = None,
-                    model: Any = None, ct_val: float | None = None,
-                    slippage_model: Any = None,
-                    monitor: Any = True, time_basis: str = "exchange"
-                    ) -> tuple[CostResult, dict[str, Any]]:
-    """Price ``order`` at every valid tick of the recording(s) (those stamped in
+def price_recording(recordings: Any, config: RunConfig | OrderSpec, *,
+                    monitor: Any = True, **kw: Any) -> tuple[CostResult, dict[str, Any]]:
+    """Price an order at every valid tick of the recording(s) (those stamped in
     ``[start, end]`` on the clock ``time_basis``: ``"exchange"``, the default, the
     exchange's message time that ``simlab verify`` prints; ``"recv"``, local receive time).
+
+    ``config``: the :class:`~simlab.sim.config.RunConfig` of the run, or an
+    :class:`OrderSpec` with the rest of the run given as keywords (``kw``, any field of
+    RunConfig or its alias: ``mode``, ``channel``, ``start``, ``end``, ``impact``, ``T``,
+    ``N``, ``lam``, ``overrides``, ``model``, ``ct_val``, ``slippage_model``,
+    ``time_basis`` ...); keywords given with a RunConfig change those fields.
 
     ``impact``: ACParams, None (no impact) or ``"calibrate"`` (from the first recording,
     see :func:`impact_params`). ``monitor``: passed to :class:`CostPipeline` (a started
     :class:`simlab.monitor.Monitor` also samples CPU and memory over the run). Returns the
-    result and a dict of what was used.
+    result and a dict of what was used. Each dataset of a recording is read once
+    (:func:`simlab.feed.tables.scan`).
 
     >>> r, info = price_recording("rec", OrderSpec("BTC-USDT", "buy", 100.0))  # doctest: +SKIP
     >>> r.summary()["costs"]["net_bps"]["mean"]                               # doctest: +SKIP
+    >>> cfg = RunConfig(inst="BTC-USDT", side="buy", notional=100.0, mode="events")
+    >>> r, info = price_recording("rec", cfg)                                 # doctest: +SKIP
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    recs = open_recordings(recordings)
+    cfg = _config(config, kw)
+    order, channel, mode, time_basis = cfg.order, cfg.channel, cfg.mode, cfg.time_basis
+    start, end = cfg.start, cfg.end
+    model, slippage_model = cfg.maker_taker, cfg.slippage
+    # one read of each dataset, shared by the checks, the calibration and the run
+    recs = [scan(r) for r in open_recordings(recordings)]
     # fail early, and with the instrument named, before any calibration work
     channels = [channel]
     if (order.order_type == "limit" and model is not None and needs_history(model)) or (
@@ -94,18 +102,18 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
     events = ReplaySource(recs, insts=[order.inst], channels=channels, start=start, end=end,
                           time_basis=time_basis)
     meta = events.instruments
-    instrument = Instrument.from_metadata(order.inst, meta.get(order.inst), ct_val=ct_val)
+    instrument = Instrument.from_metadata(order.inst, meta.get(order.inst), ct_val=cfg.ct_val)
     info: dict[str, Any] = {"recordings": [str(r.path) for r in recs], "mode": mode,
                             "channel": channel, "time_basis": time_basis,
                             "start": None if events.start is None
                             else fmt_time(events.start, time_basis),
                             "end": None if events.end is None
                             else fmt_time(events.end, time_basis)}
-    if isinstance(impact, str):
-        if impact != "calibrate":
-            raise ValueError(f"impact must be ACParams, None or 'calibrate', got {impact!r}")
-        impact, how = impact_params(recs, order, T=T, N=N, lam=lam, channel=channel,
-                                    overrides=overrides, instrument=instrument)
+    impact = cfg.impact
+    if cfg.calibrate:
+        impact, how = impact_params(recs, order, T=cfg.impact_horizon, N=cfg.impact_steps,
+                                    lam=cfg.risk_aversion, channel=channel,
+                                    overrides=cfg.overrides, instrument=instrument)
         info["impact_provenance"] = how
     p = CostPipeline(order, channel=channel, impact=impact, model=model, instrument=instrument,
                      monitor=monitor, slippage_model=slippage_model)
@@ -122,3 +130,12 @@ def price_recording(recordings: Any, order: OrderSpec, *, mode: str = "columnar"
         # also warned on the terminal; here for --json readers and reports
         info["outside_training_range"] = p.outside_training
     return res, info
+
+
+def _config(config: Any, kw: dict[str, Any]) -> RunConfig:
+    """The run's RunConfig: ``config`` itself (changed by ``kw``) or built from an order."""
+    if isinstance(config, RunConfig):
+        return config.with_(**kw) if kw else config
+    if isinstance(config, OrderSpec):
+        return RunConfig.from_order(config, **kw)
+    raise TypeError(f"config must be a RunConfig or an OrderSpec, got {type(config).__name__}")
