@@ -18,8 +18,7 @@ from support import subscribe_requests
 
 from simlab.book import L2Book
 from simlab.emulator.testing import RandomMarket, run
-from simlab.okx import BookSync, OkxParseError
-from simlab.okx.bootstrap import FrameSync, find_splice, splices
+from simlab.okx import BookIntegrity, BookSync, OkxParseError
 from simlab.okx.client import ClientConfig, ClientEvent, OkxClient
 from simlab.okx.connection import (
     RateLimiter,
@@ -30,7 +29,9 @@ from simlab.okx.connection import (
     plan_connections,
 )
 from simlab.okx.frames import RawFrame
+from simlab.okx.integrity import find_splice, splices
 from simlab.okx.messages import BOOK_CHANNELS
+from simlab.okx.normalize import WIRE_WS, parse_stored
 from simlab.okx.rest import REST_CONN, parse_rest_book
 
 #: Short timeouts so that every fault plays out in about a second.
@@ -91,15 +92,14 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str =
 
 
 def replay(frames: list[RawFrame]) -> dict[tuple[str, str], BookSync]:
-    """Rebuild every book from the yielded frames alone, as replaying a recording would."""
-    syncs: dict[tuple[str, str], FrameSync] = {}
+    """Rebuild every book from the yielded frames alone, as replaying a recording would
+    (the production integrity owner, REST snapshots spliced as the client did)."""
+    books = BookIntegrity(L2Book)
     for f in frames:
         if f.channel in BOOK_CHANNELS:
-            fs = syncs.get((f.channel, f.inst))
-            if fs is None:
-                fs = syncs[(f.channel, f.inst)] = FrameSync(BookSync(L2Book(f.inst)))
-            fs.apply(f)
-    return {k: v.sync for k, v in syncs.items()}
+            books.apply(parse_stored(f.payload, f.conn, f.channel, f.inst, WIRE_WS), f.arrival,
+                        rest=f.conn == REST_CONN)
+    return books.syncs
 
 
 def assert_continuous(s: BookSync, what: str) -> None:
@@ -223,7 +223,7 @@ def test_parse_rest_book_and_its_errors():
             parse_rest_book(bad, "books", "X")
 
 
-def test_frame_sync_replays_a_rest_splice_between_seq_ids():
+def test_integrity_replays_a_rest_splice_between_seq_ids():
     def upd(prev, seq, bids):
         return RawFrame(0, 0, 0, "books", "X", orjson.dumps(
             {"arg": {"channel": "books", "instId": "X"}, "action": "update",
@@ -232,13 +232,12 @@ def test_frame_sync_replays_a_rest_splice_between_seq_ids():
 
     rest = (b'{"code":"0","msg":"","data":[{"asks":[["11","1","0","1"]],"bids":[["10","1","0",'
             b'"1"]],"ts":"8","seqId":50}]}')
-    fs = FrameSync(BookSync(L2Book("X")))
-    fs.apply(upd(40, 45, [["10", "5", "0", "1"]]))  # stale, before the snapshot
-    fs.apply(RawFrame(1, 0, REST_CONN, "books", "X", rest))
-    fs.apply(upd(45, 55, [["10", "2", "0", "1"]]))  # 45 <= 50 < 55: continues the snapshot
-    fs.apply(upd(55, 60, [["9", "1", "0", "1"]]))
-    fs.apply(upd(70, 80, []))  # a real gap is still a gap
-    st = fs.sync.stats
+    syncs = replay([upd(40, 45, [["10", "5", "0", "1"]]),  # stale, before the snapshot
+                    RawFrame(1, 0, REST_CONN, "books", "X", rest),
+                    upd(45, 55, [["10", "2", "0", "1"]]),  # 45 <= 50 < 55: continues it
+                    upd(55, 60, [["9", "1", "0", "1"]]),
+                    upd(70, 80, [])])  # a real gap is still a gap
+    st = syncs[("books", "X")].stats
     assert (st.snapshots, st.updates, st.gaps, st.no_snapshot) == (1, 2, 1, 1)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from simlab.book import L2Book
-from simlab.okx import BookSync, OkxParseError, is_book, parse_frame
+from simlab.okx import BookIntegrity, BookSync, OkxParseError, is_book, parse_frame
 from simlab.okx.encode import format_decimal
 
 from .source import Event, Instrument, LevelChange, MarketSource, Print
@@ -438,7 +438,8 @@ async def recv_until(ws, pred: Callable[[str], bool], timeout: float = 5.0,
 @dataclass
 class FeedCheck:
     """What a careful client makes of the frames it received: one ``BookSync(L2Book)`` per
-    book stream, counts of parse errors, events, trades and pongs.
+    book stream (:class:`~simlab.okx.BookIntegrity`), counts of parse errors, events,
+    trades and pongs.
 
     >>> fc = FeedCheck()
     >>> fc.feed("pong"); fc.feed("{nope")
@@ -447,12 +448,20 @@ class FeedCheck:
     """
 
     verify_checksum: bool = True
-    syncs: dict[tuple[str, str], BookSync] = field(default_factory=dict)
+    books: BookIntegrity = field(init=False, repr=False)
     events: list[dict] = field(default_factory=list)
     trades: int = 0
     pongs: int = 0
     parse_errors: int = 0
     frames: int = 0
+
+    def __post_init__(self) -> None:
+        self.books = BookIntegrity(L2Book, self.verify_checksum)
+
+    @property
+    def syncs(self) -> dict[tuple[str, str], BookSync]:
+        """The :class:`~simlab.okx.BookSync` of each book stream."""
+        return self.books.syncs
 
     def feed(self, frame: str | bytes) -> None:
         self.frames += 1
@@ -465,11 +474,7 @@ class FeedCheck:
             self.parse_errors += 1
             return
         if is_book(msg):
-            key = (msg.channel, msg.inst_id)
-            s = self.syncs.get(key)
-            if s is None:
-                s = self.syncs[key] = BookSync(L2Book(msg.inst_id), self.verify_checksum)
-            s.apply(msg)
+            self.books.apply(msg)
         elif type(msg).__name__ == "EventMsg":
             self.events.append(orjson.loads(frame))
         elif type(msg).__name__ == "TradeMsg":

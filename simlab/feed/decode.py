@@ -1,11 +1,13 @@
 """Received frames -> feed events: the one decoder that live and replay share.
 
 :class:`FrameDecoder` takes :class:`~simlab.okx.frames.RawFrame` objects in arrival order
-(from the live client, or from a recording's raw table) and keeps one book per
-(channel, instrument) with the same integrity checks the recorder and ``simlab verify``
-apply (sequence chain, checksum when the feed sends one, REST-snapshot splicing). Because
-the live source and the raw replay run this same code on the same frames, they produce the
-same events, and so the same pipeline results.
+from a recording's raw table (or any frames) and keeps one book per (channel, instrument)
+through :class:`~simlab.okx.integrity.BookIntegrity`, the integrity owner the live client,
+the recorder and ``simlab verify`` use (sequence chain, checksum when the feed sends one,
+REST-snapshot splicing). The live client yields each frame already decoded and applied
+(:class:`~simlab.okx.decoded.Decoded`); :meth:`FrameDecoder.decoded` turns those into the
+same events without a second parse or book application, so live and replay give the same
+events, and so the same pipeline results.
 
 Bad frames never raise: a frame that cannot be parsed becomes a ``malformed`` notice. A
 frame a recording stores as malformed (``_malformed``) that does parse, a book push whose
@@ -21,17 +23,38 @@ from collections.abc import Iterable
 from time import perf_counter_ns
 from typing import Any
 
+from simlab.book import L2Book
 from simlab.okx.frames import RawFrame
+from simlab.okx.integrity import BookIntegrity, Outcome
 from simlab.okx.messages import OkxParseError, TradeMsg, is_book
 from simlab.okx.normalize import WIRE_WS, normalize_raw, parse_stored, trade_rows
 from simlab.okx.rest import REST_CONN
-from simlab.store.verify import BookChecker
 
 from .events import BookTick, Event, Notice, TradeTick
 
 #: Partition names of frames that belong to no stream (see the recording format).
 _MALFORMED, NO_INST = "_malformed", "_none"
 _NOT_A_STREAM = ("_event", _MALFORMED)
+
+
+class BookChecker(BookIntegrity):
+    """:class:`~simlab.okx.integrity.BookIntegrity` on :class:`~simlab.book.L2Book` books
+    with the earlier interface: :meth:`apply` returns only the message's integrity events
+    (its callers: the recording writer's checking stage).
+
+    >>> from simlab.okx.messages import BookMsg
+    >>> [e["kind"] for e in BookChecker().apply(BookMsg("books", "X", "update", [], [], 1, 5,
+    ...                                                 4, 0), 0)]
+    ['no_snapshot']
+    """
+
+    def __init__(self, verify_checksum: bool = True,
+                 stale: list[tuple[int, int]] | None = None) -> None:
+        super().__init__(L2Book, verify_checksum, stale)
+
+    def apply(self, msg: Any, arrival: int | None = None,  # type: ignore[override]
+              rest: bool = False) -> list[dict[str, Any]]:
+        return list(super().apply(msg, arrival, rest=rest).events)
 
 
 class FrameDecoder:
@@ -57,8 +80,10 @@ class FrameDecoder:
         self.insts = None if insts is None else frozenset(insts)
         self.wire_format = wire_format
         self.rec = rec
-        self.checker = BookChecker(verify_checksum, stale=stale)
+        self.checker = BookIntegrity(L2Book, verify_checksum, stale=stale)
         self.counts: Counter = Counter()
+        #: the live client's books, seen through :meth:`decoded`
+        self._books: dict[tuple[str, str], Any] = {}
 
     def wants(self, channel: str, inst: str) -> bool:
         """True when frames of this stream are decoded."""
@@ -77,7 +102,7 @@ class FrameDecoder:
     def book(self, channel: str, inst: str) -> Any:
         """The current book of a stream (None before its first message)."""
         s = self.checker.syncs.get((channel, inst))
-        return None if s is None else s.book
+        return self._books.get((channel, inst)) if s is None else s.book
 
     def decode(self, f: RawFrame) -> list[Event]:
         """The events of one frame (often one; none for control frames and other streams)."""
@@ -115,18 +140,44 @@ class FrameDecoder:
                        (n.error or "unparseable frame")[:200], rec=self.rec)]
 
     def _book(self, f: RawFrame, msg: Any, t0: int, tp: int) -> list[Event]:
-        problems = self.checker.apply(msg, f.arrival, rest=f.conn == REST_CONN)
-        sync = self.checker.syncs[(msg.channel, msg.inst_id)]
-        t1 = perf_counter_ns()
+        o = self.checker.apply(msg, f.arrival, rest=f.conn == REST_CONN)
+        return self.book_events(f, msg, o, perf_counter_ns() - t0, tp - t0)
+
+    def book_events(self, f: RawFrame, msg: Any, o: Outcome, decode_ns: int = 0,
+                    parse_ns: int = 0) -> list[Event]:
+        """The events of a book message already applied with outcome ``o``: its integrity
+        notices, then the tick."""
         self.counts["book"] += 1
-        tick = BookTick(f.arrival, f.recv_ns, msg.ts, msg.channel, msg.inst_id, sync.book,
-                        sync.valid, msg.action == "snapshot", t1 - t0, self.rec, tp - t0)
-        if not problems:
+        tick = BookTick(f.arrival, f.recv_ns, msg.ts, msg.channel, msg.inst_id, o.book,
+                        o.valid, msg.action == "snapshot", decode_ns, self.rec, parse_ns)
+        if not o.events:
             return [tick]
         out: list[Event] = [Notice(p["kind"], f.arrival, f.recv_ns, p["channel"], p["inst"],
-                                   p.get("detail") or "", p, self.rec) for p in problems]
+                                   p.get("detail") or "", p, self.rec) for p in o.events]
         out.append(tick)
         return out
+
+    def decoded(self, f: Any) -> list[Event]:
+        """The events of a frame the live client yielded decoded
+        (:class:`~simlab.okx.decoded.Decoded`: its ``msg`` and book ``outcome``), as
+        :meth:`decode` gives them, without parsing or applying it again."""
+        o, msg = f.outcome, f.msg
+        if msg is None or f.channel in _NOT_A_STREAM:
+            return self.decode(f)  # pongs, control and malformed frames: no book to apply
+        if not self.wants(f.channel, f.inst):
+            return []
+        if o is not None:
+            self._books[(f.channel, f.inst)] = o.book
+            if o.events and o.events[0]["arrival"] != f.arrival:
+                # numbered again by a recorder: say where it is in the recording
+                o = o._replace(events=tuple({**p, "arrival": f.arrival} for p in o.events))
+            return self.book_events(f, msg, o, f.decode_ns, f.parse_ns)
+        if isinstance(msg, TradeMsg):
+            return self._trades(f, msg)
+        if is_book(msg):
+            return self.decode(f)  # a stream the client keeps no book for
+        self.counts["other"] += 1
+        return []
 
     def _trades(self, f: RawFrame, msg: TradeMsg) -> list[Event]:
         try:

@@ -4,7 +4,7 @@ WebSocket connections, kept in sync, yielding exactly what a recording should ho
 :class:`OkxClient` subscribes in batched requests within OKX's limits (64 KB per request,
 at most 30 depth channels per connection, 3 new connections per second, 480 requests per
 hour per connection), keeps each connection alive with ``ping``, reconnects with
-exponential backoff and jitter, and keeps one :class:`~simlab.okx.sync.BookSync` per
+exponential backoff and jitter, and keeps one :class:`~simlab.okx.integrity.BookSync` per
 (channel, instrument) stream. A gap or a failed checksum resyncs that one stream
 (unsubscribe + subscribe, or a REST bootstrap) without disturbing the others; a stream
 without an in-band snapshot is bootstrapped from REST; a 64008 notice opens a second
@@ -40,7 +40,6 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .bootstrap import SPLICE, STALE, WAIT, find_splice, start_chain_at
 from .connection import (
     MAX_DEPTH_PER_CONN,
     MAX_REQUEST_BYTES,
@@ -53,6 +52,7 @@ from .connection import (
     plan_connections,
 )
 from .frames import RawFrame
+from .integrity import SPLICE, STALE, WAIT, BookSync, find_splice, start_chain_at
 from .messages import (
     FULL_BOOK_CHANNELS,
     INCREMENTAL_BOOK_CHANNELS,
@@ -65,7 +65,6 @@ from .messages import (
 from .parse import parse_frame
 from .rest import OKX_REST_URL, REST_CONN, REST_DEPTH, RestBook, RestClient, RestError
 from .sequence import Seq, classify
-from .sync import BookSync
 
 log = logging.getLogger("simlab.okx.client")
 
@@ -432,7 +431,7 @@ class OkxClient:
         return self._streams[(channel, inst_id)].mode
 
     def stats(self) -> dict[str, Any]:
-        """Client counters and each depth stream's :class:`~simlab.okx.sync.BookStats`."""
+        """Client counters and each depth stream's :class:`~simlab.okx.integrity.BookStats`."""
         return {**self.counts, "connections": len([c for c in self._conns.values()
                                                    if not c.closed]),
                 "streams": {f"{k[0]}:{k[1]}": {"mode": s.mode, "resyncs": s.resyncs,

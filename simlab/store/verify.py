@@ -30,7 +30,6 @@ hidden leftovers of an interrupted writer and an incomplete recording are warnin
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 from collections import Counter
@@ -41,8 +40,8 @@ from typing import Any
 import pyarrow as pa
 
 from simlab.book import L2Book
-from simlab.okx import BookSync, is_book
-from simlab.okx.bootstrap import splices, start_chain_at
+from simlab.feed.decode import BookChecker  # noqa: F401 (its old home: still importable here)
+from simlab.okx import BookIntegrity, is_book
 from simlab.okx.messages import BOOK_CHANNELS
 from simlab.okx.normalize import normalize_raw
 from simlab.okx.rest import REST_CONN
@@ -66,79 +65,6 @@ SYNC_DONE = ("synced", "resync_done")
 _PROBLEM_STATS = (("checksum_failed", "checksum failures"), ("gaps", "sequence gaps"),
                   ("no_snapshot", "updates without a valid snapshot"),
                   ("rejected", "book messages rejected (bad levels)"))
-
-
-class BookChecker:
-    """One :class:`BookSync` (on an :class:`L2Book`) per (channel, instrument).
-
-    :meth:`apply` returns the integrity events of that message as dicts (BookSync reports a
-    run of updates without a snapshot once, at its first message).
-
-    >>> from simlab.okx.messages import BookMsg
-    >>> c = BookChecker()
-    >>> [e["kind"] for e in c.apply(BookMsg("books", "X", "update", [], [], 1, 5, 4, 0), 0)]
-    ['no_snapshot']
-    >>> c.apply(BookMsg("books", "X", "update", [], [], 2, 6, 5, 0), 1)
-    []
-    """
-
-    def __init__(self, verify_checksum: bool = True,
-                 stale: list[tuple[int, int]] | None = None):
-        self.verify_checksum = verify_checksum
-        self.syncs: dict[tuple[str, str], BookSync] = {}
-        self.stale_counts: Counter = Counter()
-        self._rest: dict[tuple[str, str], tuple[int | None, int]] = {}
-        ranges = sorted(stale or [])
-        self._stale_first = [a for a, _ in ranges]
-        self._stale_last = [b for _, b in ranges]
-
-    def is_stale(self, arrival: int | None) -> bool:
-        """True when ``arrival`` lies in one of the ``stale`` ranges given."""
-        if arrival is None or not self._stale_first:
-            return False
-        i = bisect.bisect_right(self._stale_first, arrival) - 1
-        return i >= 0 and arrival <= self._stale_last[i]
-
-    def apply(self, msg: Any, arrival: int | None = None,
-              rest: bool = False) -> list[dict[str, Any]]:
-        """Apply one book message; ``rest``: it is a REST snapshot (the next update that
-        splices onto it continues the chain, as in the live client)."""
-        key = (msg.channel, msg.inst_id)
-        s = self.syncs.get(key)
-        if s is None:
-            s = self.syncs[key] = BookSync(L2Book(msg.inst_id), self.verify_checksum)
-        snapshot = msg.action == "snapshot" or msg.prev_seq_id == -1
-        if not snapshot and not s.valid and self.is_stale(arrival):
-            self.stale_counts[key] += 1
-            return []
-        if rest:
-            self._rest[key] = (msg.seq_id, msg.ts)
-        elif snapshot:
-            self._rest.pop(key, None)
-        elif key in self._rest and (msg.prev_seq_id != msg.seq_id or msg.seq_id is None):
-            snap_seq, snap_ts = self._rest.pop(key)
-            if s.valid and splices(snap_seq, snap_ts, msg.prev_seq_id, msg.seq_id, msg.ts):
-                start_chain_at(s, msg.prev_seq_id)
-        s.apply(msg, arrival)
-        if not s.events:
-            return []
-        out = [_event_dict(e) for e in s.events]
-        s.events.clear()
-        return out
-
-    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """``{channel: {inst: BookStats.as_dict()}}``, sorted."""
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for (ch, inst), s in sorted(self.syncs.items()):
-            out.setdefault(ch, {})[inst] = {**s.stats.as_dict(),
-                                            "stale": self.stale_counts[(ch, inst)]}
-        return out
-
-
-def _event_dict(e: Any) -> dict[str, Any]:
-    return {"kind": e.kind, "channel": e.channel, "inst": e.inst_id, "ts": e.ts,
-            "seq_id": e.seq_id, "prev_seq_id": e.prev_seq_id, "expected_prev": e.expected_prev,
-            "detail": e.detail, "arrival": e.arrival}
 
 
 @dataclass
@@ -189,7 +115,7 @@ class _Tally:
     """Accumulates per-frame counts during the replay."""
 
     def __init__(self, stale: list[tuple[int, int]] | None = None) -> None:
-        self.books = BookChecker(stale=stale)
+        self.books = BookIntegrity(L2Book, stale=stale)
         self.trades: dict[tuple[str, str], Counter] = {}
         self.other: dict[tuple[str, str, str], int] = Counter()
         self.control: Counter = Counter()
@@ -213,7 +139,7 @@ class _Tally:
                                                 "payload": f.payload[:120].decode("utf-8",
                                                                                   "replace")})
         if norm.msg is not None and is_book(norm.msg):
-            for e in self.books.apply(norm.msg, f.arrival, rest=f.conn == REST_CONN):
+            for e in self.books.apply(norm.msg, f.arrival, rest=f.conn == REST_CONN).events:
                 self.events_total += 1
                 if len(self.events) < MAX_REPORTED_EVENTS:
                     self.events.append(e)
