@@ -20,7 +20,6 @@ fitted numbers, the dual-mode linear predictor, JSON-like ``info``) live here to
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from simlab.jsonsafe import json_safe
 
 from ._dual import Dual, coerce, quiet
 from .metrics import _labels, _vector  # the metrics' own label checks and messages
@@ -81,37 +82,10 @@ def _standardisation(features: tuple[str, ...], mean: Any, scale: Any
     return m, s
 
 
-def _json_info(obj: Any, path: str = "info") -> Any:
-    """``obj`` as plain JSON types, so that a model saved and loaded compares equal.
-
-    Mappings (str keys) -> dict, sequences and arrays -> list, numpy numbers -> int/float,
-    NaN and infinities -> None (JSON has none), dates and times -> ISO strings.
-    """
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{path} keys must be strings, got {k!r}")
-            out[k] = _json_info(v, f"{path}[{k!r}]")
-        return out
-    if isinstance(obj, pd.Timestamp | _dt.datetime | _dt.date | _dt.time):
-        return obj.isoformat()
-    if isinstance(obj, np.datetime64):
-        return str(obj)
-    if isinstance(obj, list | tuple | np.ndarray):
-        items = obj.tolist() if isinstance(obj, np.ndarray) else obj
-        return [_json_info(v, f"{path}[{i}]") for i, v in enumerate(items)]
-    raise TypeError(f"{path} must hold only JSON-like values (str, numbers, bool, None, "
-                    f"lists, dicts with str keys, dates), got {type(obj).__name__}: {obj!r}")
+def _json_info(obj: Any) -> Any:
+    """``obj`` as plain JSON types (:func:`simlab.jsonsafe.json_safe`, strict), so that a
+    model saved and loaded compares equal; a value JSON cannot hold is a TypeError."""
+    return json_safe(obj, strict=True, path="info")
 
 
 def _values(name: str, features: tuple[str, ...], given: Mapping[str, Any]

@@ -23,7 +23,6 @@ for swaps), Almgren-Chriss in base units, quote currency and seconds.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import numbers
@@ -36,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 from simlab.extras import require
+from simlab.jsonsafe import json_safe, to_json
 from simlab.models.impact import ACParams, frontier, trajectory
+from simlab.monitor.stats import percentiles
 
 from .pipeline import STAGES, CostResult
 from .summary import complete_mask
@@ -104,7 +105,7 @@ def write_report(result: CostResult, out_dir: str | Path, *, depth: Any = None,
     if ac is not None:
         _check_ac(ac, ac_X)
     if summary is None:
-        summary = _result_summary(result)
+        summary = result.summary()
     elif not isinstance(summary, Mapping):
         raise TypeError(f"summary must be a dict, got {type(summary).__name__}")
     title = _order_title(result) if title is None else str(title)
@@ -166,7 +167,7 @@ def summary_to_json(summary: Mapping[str, Any]) -> str:
     }
     <BLANKLINE>
     """
-    return json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
+    return to_json(summary)
 
 
 def summary_to_markdown(summary: Mapping[str, Any], title: str | None = None) -> str:
@@ -188,7 +189,7 @@ def summary_to_markdown(summary: Mapping[str, Any], title: str | None = None) ->
     """
     values: list[tuple[str, Any]] = []
     rows: list[tuple[str, dict[str, Any]]] = []
-    _collect(_jsonable(summary), "", values, rows)
+    _collect(json_safe(summary), "", values, rows)
     parts = [f"# {title}\n"] if title else []
     warning = (summary.get("fills") or {}).get("warning")
     if warning:
@@ -331,7 +332,7 @@ def plot_latency(ax: Axes, latency: pd.DataFrame, *, bins: int = 60) -> Axes:
         v = us[c]
         if not len(v):
             continue
-        p50, p99 = np.percentile(v, [50, 99])
+        p50, p99 = percentiles(v, (50, 99))
         stage = c.removesuffix("_ns")
         ax.hist(np.clip(v, lo, hi), bins=edges, histtype="step", lw=1.4 if stage == "total"
                 else 1.0, color=colours[stage],
@@ -460,31 +461,6 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _result_summary(result: CostResult) -> dict[str, Any]:
-    return result.summary()
-
-
-def _jsonable(v: Any) -> Any:
-    if v is None or isinstance(v, str | bool):
-        return v
-    if isinstance(v, numbers.Integral):
-        return int(v)
-    if isinstance(v, numbers.Real):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, np.ndarray | pd.Series | list | tuple):
-        return [_jsonable(x) for x in (v.tolist() if hasattr(v, "tolist") else v)]
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return _jsonable(dataclasses.asdict(v))
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    if isinstance(v, np.generic):
-        return _jsonable(v.item())
-    return str(v)
-
-
 def _collect(d: Mapping[str, Any], prefix: str, values: list, rows: list) -> None:
     for k, v in d.items():
         name = f"{prefix}{k}"
@@ -500,7 +476,7 @@ def _collect(d: Mapping[str, Any], prefix: str, values: list, rows: list) -> Non
 
 def _fmt(v: Any) -> str:
     if v is None:
-        return "NaN"  # _jsonable made NaN None; a real None in a numbers row reads the same
+        return "NaN"  # json_safe made NaN None; a real None in a numbers row reads the same
     if isinstance(v, bool | str):
         s = str(v)
     elif isinstance(v, int):
