@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, duration, order_inst_type, to_json
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, duration, to_json
 
 
 def add(sub) -> None:
@@ -69,47 +69,35 @@ def add(sub) -> None:
     p.set_defaults(run=run)
 
 
+def config(args: argparse.Namespace):
+    """The :class:`~simlab.sim.config.RunConfig` of the flags (each flag's dest is its field
+    or the field's alias, ``--no-impact`` is ``impact="none"``); errors name the flags."""
+    from simlab.sim.config import FIELDS, RunConfig, sweep_name
+
+    values = {}
+    for name in FIELDS:
+        dest = name if hasattr(args, name) else sweep_name(name)
+        if hasattr(args, dest):
+            values[name] = getattr(args, dest)
+    values["inst"] = args.inst
+    values["impact"] = "none" if args.no_impact else "calibrate"
+    return RunConfig.build(names="cli", **values)
+
+
 def run(args: argparse.Namespace) -> int:
-    from simlab.models.fees import FeeRates
-    from simlab.sim.order import OrderSpec, order_size
     from simlab.sim.report import write_report
     from simlab.sim.run import price_recording
 
     try:
-        rates = None
-        if (args.maker_fee is None) != (args.taker_fee is None):
-            raise ValueError("give both --maker-fee and --taker-fee, or neither")
-        if args.maker_fee is not None:
-            rates = FeeRates(maker=args.maker_fee, taker=args.taker_fee)
-        qty, unit = order_size(args.notional, args.quantity, names=("--notional", "--quantity"))
-        order = OrderSpec(args.inst, args.side, qty, unit, args.order_type, args.fee_tier, rates)
-        order.fees(order_inst_type(args.inst))  # a bad tier fails before any work
-        overrides = {k: getattr(args, k) for k in ("sigma", "eta", "gamma", "epsilon")}
-        model = None
-        if args.maker_taker_model:
-            from simlab.sim.model_use import load_maker_taker_model
-
-            if args.order_type != "limit":
-                raise ValueError("--maker-taker-model prices limit orders: add --order-type "
-                                 "limit (a market order is always taker)")
-            model = load_maker_taker_model(args.maker_taker_model)
-        slip_model = None
-        if args.slippage_model:
-            from simlab.sim.model_use import load_slippage_model
-
-            slip_model = load_slippage_model(args.slippage_model, args.side)
+        cfg = config(args)
+        model, slip_model = cfg.maker_taker, cfg.slippage
         monitor = True
         if args.stats:
             from simlab.monitor import Monitor
 
             monitor = Monitor(interval=0.2).start()
         try:
-            res, info = price_recording(
-                args.dirs, order, mode=args.mode, channel=args.channel, start=args.start,
-                end=args.end, impact=None if args.no_impact else "calibrate", T=args.T,
-                N=args.N, lam=args.lam, overrides=overrides, ct_val=args.ct_val,
-                model=model, monitor=monitor, time_basis=args.time_basis,
-                slippage_model=slip_model)
+            res, info = price_recording(args.dirs, cfg, monitor=monitor)
         finally:
             if args.stats:
                 monitor.stop()
