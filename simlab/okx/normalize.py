@@ -32,7 +32,11 @@ from .messages import (
     show,
 )
 from .parse import parse_frame, parse_history_line
-from .rest import REST_CONN, parse_rest_book
+from .rest_parse import (
+    REST_CONN,
+    instrument_metadata,  # noqa: F401 (importable from here, as before)
+    parse_rest_book,
+)
 
 #: Raw payloads are WebSocket frames of the v5 public feed.
 WIRE_WS = "okx-ws"
@@ -316,24 +320,6 @@ def trade_rows(msg: Any) -> dict[str, list]:
             raise OkxParseError(f"trade source must be a string, got {show(t.source)}")
         cols["source"].append(t.source)
     return cols
-
-
-def instrument_metadata(response: Any) -> dict[str, dict[str, Any]]:
-    """``instId -> metadata`` from a REST ``/api/v5/public/instruments`` response (a parsed
-    JSON object); empty fields are dropped. Raises :class:`OkxParseError` on anything else.
-
-    >>> instrument_metadata({"code": "0", "data": [{"instId": "BTC-USDT", "tickSz": "0.1",
-    ...                                              "ctVal": "", "instType": "SPOT"}]})
-    {'BTC-USDT': {'instId': 'BTC-USDT', 'tickSz': '0.1', 'instType': 'SPOT'}}
-    """
-    data = response.get("data") if isinstance(response, dict) else None
-    if not isinstance(data, list):
-        raise OkxParseError('expected an instruments response {"code": ..., "data": [...]}')
-    out: dict[str, dict[str, Any]] = {}
-    for d in data:
-        if isinstance(d, dict) and isinstance(d.get("instId"), str):
-            out[d["instId"]] = {k: v for k, v in d.items() if v not in ("", None)}
-    return out
 
 
 def normalize_raw(payload: bytes, conn: int, channel: str | None, inst: str | None,
