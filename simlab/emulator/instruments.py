@@ -1,6 +1,6 @@
 """The emulator's default instruments: OKX's grid (tick, lot, minimum size) and a price level.
 
-Tick and lot sizes are OKX's (see ``docs/okx-v5-public-feed.md`` of the shared docs and the
+Tick and lot sizes are OKX's (:data:`simlab.okx.instruments.KNOWN_INSTRUMENTS`, from the
 2022 REST capture of ``/api/v5/public/instruments``); the price level only sets where the
 synthetic book starts, and ``size_unit`` the scale of its orders: each order is a small
 whole number of units (see :class:`simlab.emulator.cst.CSTParams`), so sizes are exact
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from simlab.okx.instruments import KNOWN_INSTRUMENTS
 
 from .source import Instrument
 
@@ -62,24 +64,17 @@ def _positive(value: str, name: str, inst_id: str) -> Decimal:
     return d
 
 
-#: The default instruments, by instId. Sizes: 0.01 BTC (about 600 USDT), 0.1 ETH (about
-#: 300 USDT) and 1 contract (0.01 BTC) per order unit, so the three books carry comparable
-#: notional. ETH-USDT's lotSz/minSz are from the 2022 REST capture; BTC-USDT-SWAP has the
-#: 0.01-contract lot OKX lists today (2022: 1), and, as on OKX, no baseCcy/quoteCcy.
+#: Where each default market starts: reference price and order unit. Sizes: 0.01 BTC (about
+#: 600 USDT), 0.1 ETH (about 300 USDT) and 1 contract (0.01 BTC) per order unit, so the
+#: three books carry comparable notional.
+DEFAULT_MARKETS = {"BTC-USDT": ("60000", "0.01"), "ETH-USDT": ("3000", "0.1"),
+                   "BTC-USDT-SWAP": ("60000", "1")}
+#: The default instruments, by instId: OKX's facts (:data:`~simlab.okx.instruments.
+#: KNOWN_INSTRUMENTS`) and where the synthetic market sits (:data:`DEFAULT_MARKETS`).
 DEFAULT_INSTRUMENTS: dict[str, SimInstrument] = {
-    s.inst_id: s
-    for s in (
-        SimInstrument(Instrument("BTC-USDT", "SPOT", "BTC", "USDT", tick_sz="0.1",
-                                 lot_sz="0.00000001", min_sz="0.00001"),
-                      price="60000", size_unit="0.01"),
-        SimInstrument(Instrument("ETH-USDT", "SPOT", "ETH", "USDT", tick_sz="0.01",
-                                 lot_sz="0.000001", min_sz="0.001"),
-                      price="3000", size_unit="0.1"),
-        SimInstrument(Instrument("BTC-USDT-SWAP", "SWAP", "", "", tick_sz="0.1", lot_sz="0.01",
-                                 min_sz="0.01", ct_val="0.01", ct_val_ccy="BTC",
-                                 settle_ccy="USDT", ct_type="linear", uly="BTC-USDT"),
-                      price="60000", size_unit="1"),
-    )
+    inst_id: SimInstrument(Instrument.from_metadata(KNOWN_INSTRUMENTS[inst_id]), price=price,
+                           size_unit=unit)
+    for inst_id, (price, unit) in DEFAULT_MARKETS.items()
 }
 
 

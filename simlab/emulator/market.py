@@ -22,10 +22,7 @@ from simlab.monitor.stats import percentile_summary
 
 from .cst import CSTBook, CSTParams
 from .instruments import DEFAULT_INSTRUMENTS, SimInstrument, get_instrument
-from .source import Event, Instrument, LevelChange, MarketSource, Print
-
-#: 2026-01-01T00:00:00Z in ms (as the random-walk stream): never the wall clock.
-DEFAULT_START_MS = 1_767_225_600_000
+from .source import DEFAULT_START_MS, Event, Instrument, LevelChange, MarketSource, Print
 
 _ts = attrgetter("ts_ms")
 

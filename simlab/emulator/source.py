@@ -10,8 +10,12 @@ All prices and sizes are strings in OKX's shortest plain decimal form
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+#: 2026-01-01T00:00:00Z in ms: where the synthetic markets start (never the wall clock).
+DEFAULT_START_MS = 1_767_225_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,21 @@ class Instrument:
     settle_ccy: str = ""
     ct_type: str = ""  # "linear" / "inverse" for derivatives
     uly: str = ""  # underlying, e.g. "BTC-USDT" for BTC-USDT-SWAP
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str]) -> Instrument:
+        """The instrument OKX's metadata describes (e.g.
+        :data:`simlab.okx.instruments.KNOWN_INSTRUMENTS`).
+
+        >>> from simlab.okx.instruments import KNOWN_INSTRUMENTS
+        >>> Instrument.from_metadata(KNOWN_INSTRUMENTS["BTC-USDT-SWAP"]).ct_val
+        '0.01'
+        """
+        g = meta.get
+        return cls(meta["instId"], meta["instType"], g("baseCcy", ""), g("quoteCcy", ""),
+                   meta["tickSz"], meta["lotSz"], meta["minSz"], ct_val=g("ctVal", ""),
+                   ct_val_ccy=g("ctValCcy", ""), settle_ccy=g("settleCcy", ""),
+                   ct_type=g("ctType", ""), uly=g("uly", ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,21 +30,17 @@ import orjson
 from simlab.book import L2Book
 from simlab.okx import BookIntegrity, BookSync, OkxParseError, is_book, parse_frame
 from simlab.okx.encode import format_decimal
+from simlab.okx.instruments import KNOWN_INSTRUMENTS
 
-from .source import Event, Instrument, LevelChange, MarketSource, Print
+from .source import DEFAULT_START_MS, Event, Instrument, LevelChange, MarketSource, Print
 
-#: 2026-01-01T00:00:00Z in ms: markets never depend on the wall clock.
-DEFAULT_START_MS = 1_767_225_600_000
-
-#: Tick/lot/min sizes as OKX lists them (spot: base currency; swap: contracts of 0.01 BTC).
-DEFAULT_INSTRUMENTS = (
-    Instrument("BTC-USDT", "SPOT", "BTC", "USDT", "0.1", "0.00000001", "0.00001"),
-    Instrument("ETH-USDT", "SPOT", "ETH", "USDT", "0.01", "0.000001", "0.001"),
-    Instrument("BTC-USDT-SWAP", "SWAP", "", "", "0.1", "0.01", "0.01", ct_val="0.01",
-               ct_val_ccy="BTC", settle_ccy="USDT", ct_type="linear", uly="BTC-USDT"),
-)
-#: Price level and typical level size (base units or contracts) by instrument.
+#: The random markets' price level and typical level size (base units or contracts) by
+#: instrument: this market's own parameters (the CST market sits elsewhere, see
+#: :data:`simlab.emulator.instruments.DEFAULT_MARKETS`).
 _SCALE = {"BTC-USDT": (65000, "0.5"), "ETH-USDT": (3500, "5"), "BTC-USDT-SWAP": (65000, "50")}
+#: The instruments of these markets: OKX's facts (:data:`simlab.okx.instruments.
+#: KNOWN_INSTRUMENTS`; spot sizes in base currency, swap in contracts of 0.01 BTC).
+DEFAULT_INSTRUMENTS = tuple(Instrument.from_metadata(KNOWN_INSTRUMENTS[i]) for i in _SCALE)
 
 
 def instrument_for(inst_id: str) -> Instrument:

@@ -3,6 +3,9 @@
 Book sizes are in base currency for spot and in contracts for swaps and futures; a linear
 contract is worth ``ctVal`` units of the base currency (BTC-USDT-SWAP: 0.01 BTC). Inverse
 contracts (BTC-USD-SWAP: ``ctVal`` 100 USD) are not priced by simlab yet.
+
+:data:`KNOWN_INSTRUMENTS` holds the metadata of the instruments simlab serves itself (the
+emulator, synthetic feeds, tests): one table of OKX's facts about them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,37 @@ import math
 from typing import Any, NamedTuple
 
 from .rest import inst_type
+
+#: Metadata of the instruments simlab's emulator and synthetic feeds serve, as OKX's
+#: ``/api/v5/public/instruments`` lists them (strings; the fields simlab reads or serves).
+#: Tick and lot sizes are from the 2022 REST capture (``cryptofeed/OKX.0``); BTC-USDT-SWAP
+#: has the 0.01-contract lot OKX lists today (2022: 1) and, as on OKX, no baseCcy/quoteCcy.
+#: Where a synthetic market's prices sit is the market's parameter, not a fact kept here.
+KNOWN_INSTRUMENTS: dict[str, dict[str, str]] = {
+    "BTC-USDT": {"instId": "BTC-USDT", "instType": "SPOT", "baseCcy": "BTC", "quoteCcy": "USDT",
+                 "tickSz": "0.1", "lotSz": "0.00000001", "minSz": "0.00001"},
+    "ETH-USDT": {"instId": "ETH-USDT", "instType": "SPOT", "baseCcy": "ETH", "quoteCcy": "USDT",
+                 "tickSz": "0.01", "lotSz": "0.000001", "minSz": "0.001"},
+    "BTC-USDT-SWAP": {"instId": "BTC-USDT-SWAP", "instType": "SWAP", "baseCcy": "",
+                      "quoteCcy": "", "tickSz": "0.1", "lotSz": "0.01", "minSz": "0.01",
+                      "ctVal": "0.01", "ctValCcy": "BTC", "settleCcy": "USDT",
+                      "ctType": "linear", "uly": "BTC-USDT"},
+}
+
+
+def known_instrument(inst_id: str) -> dict[str, str]:
+    """A copy of the :data:`KNOWN_INSTRUMENTS` metadata of ``inst_id``; ValueError naming
+    the known ones otherwise.
+
+    >>> known_instrument("BTC-USDT-SWAP")["ctVal"], contract_terms(
+    ...     "BTC-USDT-SWAP", known_instrument("BTC-USDT-SWAP")).ct_val
+    ('0.01', 0.01)
+    """
+    try:
+        return dict(KNOWN_INSTRUMENTS[inst_id])
+    except KeyError:
+        raise ValueError(f"no metadata kept for instrument {inst_id!r}: simlab knows "
+                         f"{sorted(KNOWN_INSTRUMENTS)}") from None
 
 
 class ContractTerms(NamedTuple):
