@@ -12,9 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+from simlab.extras import require
+
+_FEATURE = "the dashboards' charts"
+FigureCanvasAgg = require("matplotlib.backends.backend_agg", feature=_FEATURE).FigureCanvasAgg
+Figure = require("matplotlib.figure", feature=_FEATURE).Figure
+MaxNLocator = require("matplotlib.ticker", feature=_FEATURE).MaxNLocator
 
 #: Figure size in inches (width, height) and resolution of every chart.
 SIZE = (5.6, 3.0)

@@ -21,15 +21,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import ipywidgets as W
 import numpy as np
 
+from simlab.extras import require
 from simlab.models.impact import ACParams, expected_cost, frontier, trade_list, trajectory, variance
 from simlab.sim.calibrate import typical_size
 from simlab.sim.estimate import group_provenance
 
 from . import charts
 from .simulator import _escape, _fmt
+
+_FEATURE = "the impact explorer"
+W = require("ipywidgets", feature=_FEATURE)
 
 #: The displayed numbers: key -> (label, unit, format).
 OUTPUTS: dict[str, tuple[str, str, str]] = {
@@ -173,9 +176,7 @@ class ImpactExplorer:
         self.panel.add_class("simlab-impact-explorer")
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.panel)
+        require("IPython.display", feature=_FEATURE, extra="notebook").display(self.panel)
 
     def _show_provenance(self, how: dict[str, str] | None) -> None:
         if not how:

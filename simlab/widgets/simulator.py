@@ -36,13 +36,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import ipywidgets as W
-
+from simlab.extras import require
 from simlab.sim.config import RunConfig
 from simlab.sim.order import ORDER_TYPES, SIDES, UNITS, OrderSpec
 from simlab.sim.session import PERF_STAGES, Listener, Pacer, TradeSession, perf_numbers
 
 from . import charts
+
+_FEATURE = "the trade-simulator dashboard"
+W = require("ipywidgets", feature=_FEATURE)
 
 __all__ = ["OUTPUTS", "PERF_OUTPUTS", "PERF_STAGES", "PERF_STAGE_STATS", "Pacer",
            "TradeSimulator", "perf_numbers"]
@@ -273,9 +275,7 @@ class TradeSimulator(Listener):
         return acc
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.panel)
+        require("IPython.display", feature=_FEATURE, extra="notebook").display(self.panel)
 
     # -- inputs: forwarded to the session ------------------------------------------------------
     def _safely(self, fn: Callable[[], Any]) -> None:
