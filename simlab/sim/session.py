@@ -12,7 +12,8 @@ ipywidgets view; a notebook without widgets, a test or a script uses the session
 How it runs:
 
 - the source is iterated unpaced; a replay is paced here, from the events' receive times
-  divided by the speed (:class:`Pacer`), so pause, resume and a new speed apply at once;
+  divided by the speed (:class:`~simlab.sim.pacing.Pacer`), so pause, resume and a new
+  speed apply at once;
 - :meth:`TradeSession.start` runs the loop as a task of the running event loop (the
   kernel's, in Jupyter); :meth:`TradeSession.pause` cancels it; a replay resumes where it
   stopped, a live source reconnects (the world does not pause);
@@ -53,6 +54,7 @@ from simlab.okx.fees import fee_tiers
 from .config import RunConfig
 from .estimate import estimate_impact, group_provenance
 from .order import UNITS, Instrument, OrderSpec
+from .pacing import Pacer, check_speed
 from .pipeline import MONITOR_STAGES, CostPipeline
 
 #: Seconds in a (crypto, 365-day) year: the volatility input and output are annualised.
@@ -105,61 +107,6 @@ def perf_numbers(summary: Mapping[str, Any], inst: str) -> dict[str, Any]:
     return out
 
 
-class Pacer:
-    """When to process the next event of a replay at ``speed`` x real time.
-
-    The first event after :meth:`reset` is due at once and anchors the clock: an event
-    received ``d`` ns after the anchor is due ``d / 1e9 / speed`` seconds after it. A new
-    speed re-anchors at the replay time reached so far, so it applies from now on. ``speed``
-    None: unpaced (every event is due at once).
-
-    >>> p = Pacer(10.0)
-    >>> p.delay(0, now=100.0), p.delay(5_000_000_000, now=100.0)  # 5 s of feed at 10x
-    (0.0, 0.5)
-    >>> p.set_speed(50.0, now=100.25)  # halfway there: 2.5 s of feed left, at 50x
-    >>> round(p.delay(5_000_000_000, now=100.25), 9)
-    0.05
-    """
-
-    def __init__(self, speed: float | None = None) -> None:
-        self.speed = self._check(speed)
-        self._anchor: tuple[int, float] | None = None
-
-    @staticmethod
-    def _check(speed: float | None) -> float | None:
-        if speed is None:
-            return None
-        if isinstance(speed, bool) or not isinstance(speed, int | float) or not (
-                math.isfinite(speed) and speed > 0):
-            raise ValueError(f"speed must be a number > 0 (x real time) or None, got {speed!r}")
-        return float(speed)
-
-    def reset(self) -> None:
-        """Forget the clock: the next event is due at once (resume, restart)."""
-        self._anchor = None
-
-    def delay(self, recv_ns: int, now: float) -> float:
-        """Seconds from ``now`` (monotonic) until the event received at ``recv_ns`` is due
-        (<= 0: due)."""
-        if self.speed is None:
-            return 0.0
-        if self._anchor is None:
-            self._anchor = (recv_ns, now)
-            return 0.0
-        r0, t0 = self._anchor
-        return t0 + (recv_ns - r0) / 1e9 / self.speed - now
-
-    def set_speed(self, speed: float | None, now: float) -> None:
-        """Change the speed from ``now`` on, keeping the replay time reached so far."""
-        speed = self._check(speed)
-        if self._anchor is not None and self.speed is not None and speed is not None:
-            r0, t0 = self._anchor
-            self._anchor = (r0 + round((now - t0) * self.speed * 1e9), now)
-        elif speed is None:
-            self._anchor = None
-        self.speed = speed
-
-
 @dataclass(frozen=True)
 class SessionOptions:
     """How a :class:`TradeSession` runs, beside the run it prices: ``speed`` paces a replay
@@ -184,7 +131,7 @@ class SessionOptions:
     monitor_interval: float = 1.0
 
     def __post_init__(self) -> None:
-        Pacer._check(self.speed)
+        check_speed(self.speed)
         for name in ("history_seconds", "estimate_every", "monitor_interval"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and v > 0):

@@ -39,7 +39,8 @@ from typing import Any
 from simlab.extras import require
 from simlab.sim.config import RunConfig
 from simlab.sim.order import ORDER_TYPES, SIDES, UNITS, OrderSpec
-from simlab.sim.session import PERF_STAGES, Listener, Pacer, TradeSession, perf_numbers
+from simlab.sim.pacing import Pacer
+from simlab.sim.session import PERF_STAGES, Listener, TradeSession, perf_numbers
 
 from . import charts
 
