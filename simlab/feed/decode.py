@@ -37,26 +37,6 @@ _MALFORMED, NO_INST = "_malformed", "_none"
 _NOT_A_STREAM = ("_event", _MALFORMED)
 
 
-class BookChecker(BookIntegrity):
-    """:class:`~simlab.okx.integrity.BookIntegrity` on :class:`~simlab.book.L2Book` books
-    with the earlier interface: :meth:`apply` returns only the message's integrity events
-    (its callers: the recording writer's checking stage).
-
-    >>> from simlab.okx.messages import BookMsg
-    >>> [e["kind"] for e in BookChecker().apply(BookMsg("books", "X", "update", [], [], 1, 5,
-    ...                                                 4, 0), 0)]
-    ['no_snapshot']
-    """
-
-    def __init__(self, verify_checksum: bool = True,
-                 stale: list[tuple[int, int]] | None = None) -> None:
-        super().__init__(L2Book, verify_checksum, stale)
-
-    def apply(self, msg: Any, arrival: int | None = None,  # type: ignore[override]
-              rest: bool = False) -> list[dict[str, Any]]:
-        return list(super().apply(msg, arrival, rest=rest).events)
-
-
 class FrameDecoder:
     """Decode frames into :mod:`simlab.feed.events`.
 

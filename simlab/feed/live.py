@@ -1,13 +1,16 @@
 """The live OKX feed as a :class:`~simlab.feed.source.Source`.
 
-:class:`LiveSource` runs the live client (:class:`simlab.okx.client.OkxClient`) and decodes
-every frame it yields with :class:`~simlab.feed.decode.FrameDecoder`, the decoder the replay
-engine uses on recorded frames; client status events become :class:`Notice` events. The
-frames a recorder writes are the frames the client yields, so replaying that recording gives
-these events again.
+:class:`LiveSource` runs the live client (:class:`simlab.okx.client.OkxClient`), which yields
+each frame decoded once, its book applied in stream order
+(:class:`~simlab.okx.decoded.Decoded`), and turns those into events with
+:meth:`~simlab.feed.decode.FrameDecoder.decoded`: the events the replay engine's decoder
+gives for the recorded frames, without a second parse or book application. Client status
+events become :class:`Notice` events. The frames a recorder writes are the frames the client
+yields, so replaying that recording gives these events again.
 
-:class:`FrameTap` is the same decoding for code that already consumes the client's frames
-(the recorder's ``tap``): it turns each recorded frame into events as it is written.
+:class:`FrameTap` is the same for code that already consumes the client's frames (the
+recorder's ``tap``): it turns each recorded frame into events as it is written (a plain
+:class:`RawFrame`, without the client's decoding, is decoded).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from simlab.book import L2Book
 from simlab.okx.client import ClientEvent, OkxClient
+from simlab.okx.decoded import Decoded
 from simlab.okx.frames import RawFrame
 from simlab.okx.rest import instruments_or_none
 
@@ -80,11 +84,11 @@ class LiveSource:
         if self.duration is not None:
             timer = asyncio.get_running_loop().call_later(
                 self.duration, lambda: asyncio.ensure_future(client.close()))
-        decode = self.decoder.decode
+        decoded = self.decoder.decoded
         try:
-            async for item in client.stream():
-                if type(item) is RawFrame:
-                    for ev in decode(item):
+            async for item in client.stream(decoded=True):
+                if type(item) is Decoded:
+                    for ev in decoded(item):
                         yield ev
                 elif isinstance(item, ClientEvent):
                     yield client_notice(item)
@@ -122,5 +126,6 @@ class FrameTap:
         self.on_event = on_event
 
     def __call__(self, frame: RawFrame) -> None:
-        for ev in self.decoder.decode(frame):
+        d = self.decoder
+        for ev in d.decoded(frame) if type(frame) is Decoded else d.decode(frame):
             self.on_event(ev)

@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
+from time import perf_counter_ns
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -51,8 +52,19 @@ from .connection import (
     normalize_args,
     plan_connections,
 )
+from .decoded import Decoded
 from .frames import RawFrame
-from .integrity import SPLICE, STALE, WAIT, BookSync, find_splice, start_chain_at
+from .integrity import (
+    SPLICE,
+    STALE,
+    WAIT,
+    BookIntegrity,
+    BookSync,
+    NoBook,
+    Outcome,
+    find_splice,
+    start_chain_at,
+)
 from .messages import (
     FULL_BOOK_CHANNELS,
     INCREMENTAL_BOOK_CHANNELS,
@@ -207,6 +219,7 @@ class _Held:
     payload: bytes
     recv_ns: int
     conn: int
+    parse_ns: int = 0
 
 
 @dataclass(eq=False)
@@ -252,7 +265,10 @@ class _Stream:
     key: Arg
     slot: int
     kind: str  # incremental | full | trades | other
+    #: the stream's book, applied when a frame is yielded (the client's BookIntegrity)
     sync: BookSync | None
+    #: the chain as received (sequence only, no book): dedup and resync decisions
+    chain: BookSync | None
     seen: _Recent
     seen_seq: _Recent
     mode: str = LIVE
@@ -278,6 +294,10 @@ class _Stream:
     #: After a switchover, until the new connection passes on a message of its own: its
     #: repeats of what the old one passed on are the expected overlap, not reported.
     overlap: bool = False
+    #: Arrival of the last book frame passed on, and of the first one passed on after a
+    #: break that was found when yielding (it reached no book: stale, like the held ones).
+    last_arrival: int | None = None
+    stale_first: int | None = None
 
     @property
     def channel(self) -> str:
@@ -353,6 +373,7 @@ class OkxClient:
         if overrides:
             cfg = ClientConfig(**{**asdict(cfg), **overrides})
         self.cfg = cfg
+        self._books = BookIntegrity(book_factory, cfg.verify_checksum)
         self.args = normalize_args(subscriptions)
         if not self.args:
             raise ValueError("subscriptions: expected at least one (channel, instId) pair")
@@ -361,8 +382,7 @@ class OkxClient:
         self._streams: dict[Arg, _Stream] = {}
         for slot in self._slots:
             for ch, inst in slot.args:
-                self._streams[(ch, inst)] = self._new_stream((ch, inst), slot.index,
-                                                             book_factory)
+                self._streams[(ch, inst)] = self._new_stream((ch, inst), slot.index)
         self._ready: deque = deque()
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
@@ -376,6 +396,7 @@ class OkxClient:
         self._rest = RestClient(cfg.rest_url, timeout=cfg.rest_timeout, headers=cfg.rest_headers,
                                 rate=cfg.rest_rate, concurrency=cfg.rest_concurrency)
         self._inband: bool | None = None  # does the server send snapshots on subscribe?
+        self._parse_ns = 0  # of the frame being handled
         self._started = self._closing = self._finished = self._streaming = False
         self._unsub_wait: set[Arg] = set()
         self._unsub_done = asyncio.Event()
@@ -389,19 +410,22 @@ class OkxClient:
              "malformed", "reconnects", "switchovers", "resyncs_resubscribe", "resyncs_rest",
              "rest_requests", "stale", "requests", "internal_errors"), 0)
 
-    def _new_stream(self, key: Arg, slot: int, factory: Callable[[str], Any]) -> _Stream:
+    def _new_stream(self, key: Arg, slot: int) -> _Stream:
         ch, inst = key
         n = self.cfg.dedup_window
+        sync = chain = None
         if ch in INCREMENTAL_BOOK_CHANNELS:
-            kind, sync, mode = "incremental", BookSync(factory(inst), self.cfg.verify_checksum), \
-                AWAIT
+            kind, mode = "incremental", AWAIT
+            chain = BookSync(NoBook(), verify_checksum=False)
         elif ch in FULL_BOOK_CHANNELS:
-            kind, sync, mode = "full", BookSync(factory(inst), self.cfg.verify_checksum), LIVE
+            kind, mode = "full", LIVE
         elif ch in TRADE_CHANNELS:
-            kind, sync, mode = "trades", None, LIVE
+            kind, mode = "trades", LIVE
         else:
-            kind, sync, mode = "other", None, LIVE
-        return _Stream(key, slot, kind, sync, _Recent(n), _Recent(n), mode=mode)
+            kind, mode = "other", LIVE
+        if chain is not None or kind == "full":
+            sync = self._books.stream(ch, inst)
+        return _Stream(key, slot, kind, sync, chain, _Recent(n), _Recent(n), mode=mode)
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -455,24 +479,76 @@ class OkxClient:
             slot.task = self._spawn(self._slot_loop(slot), f"okx-slot-{slot.index}")
         self._spawn(self._housekeeping(), "okx-housekeeping")
 
-    async def stream(self) -> AsyncIterator[RawFrame | ClientEvent]:
-        """Frames and events in order, until :meth:`close` has finished (then the rest)."""
+    async def stream(self, *, decoded: bool = False
+                     ) -> AsyncIterator[RawFrame | ClientEvent]:
+        """Frames and events in order, until :meth:`close` has finished (then the rest).
+
+        Each book frame of a subscribed stream is applied to its book here, in stream order,
+        as it is yielded (so the book is the one the frame makes while the consumer handles
+        it); a break found doing so (gap, failed checksum, rejected levels) follows the frame
+        as its event and resyncs the stream. ``decoded``: yield
+        :class:`~simlab.okx.decoded.Decoded` frames (the message parsed once, the book
+        outcome) instead of plain :class:`RawFrame` objects."""
         if self._streaming:
             raise RuntimeError("OkxClient.stream() can be iterated only once")
         self._streaming = True
         await self.start()
         ready = self._ready
         low = self.cfg.max_ready // 2
+        apply = self._books.apply
         while True:
             while ready:
                 item = ready.popleft()
                 if not self._space.is_set() and len(ready) <= low:
                     self._space.set()
-                yield item
+                if type(item) is not Decoded:
+                    yield item
+                    continue
+                if item._book:
+                    t0 = perf_counter_ns()
+                    o = item.outcome = apply(item.msg, item.arrival, rest=item.conn == REST_CONN)
+                    item.decode_ns = item.parse_ns + perf_counter_ns() - t0
+                    if o.events:
+                        events = self._outcome_events(item, o)
+                        yield item if decoded else item.frame()
+                        for ev in events:
+                            yield ev
+                        continue
+                yield item if decoded else item.frame()
             if self._finished:
                 return
             self._wake.clear()
             await self._wake.wait()
+
+    def _outcome_events(self, item: Decoded, o: Outcome) -> list[ClientEvent]:
+        """The client events of the breaks a yielded frame's book showed; a break the
+        receiving side did not see already resyncs the stream."""
+        st = self._streams[(item.channel, item.inst)]
+        conn = None if item.conn == REST_CONN or item._released else item.conn
+        out = []
+        for e in o.events:
+            if e["kind"] == "no_snapshot":
+                continue  # explained by the resync that is holding or releasing them
+            out.append(self._new_event(e["kind"], conn, e["channel"], e["inst"], e["detail"],
+                                       seq_id=e["seq_id"], prev_seq_id=e["prev_seq_id"],
+                                       expected_prev=e["expected_prev"], ts=e["ts"],
+                                       arrival=e["arrival"]))
+            if st.kind == "incremental" and not item._released and not item._handled:
+                self._on_break(st, e["kind"], e["ts"])
+        return out
+
+    def _on_break(self, st: _Stream, why: str, ts: int | None) -> None:
+        """A break found at yield time: the updates of the stream passed on since reach no
+        book (counted stale with the held ones when the resync is done); resync."""
+        st.chain.invalidate()
+        if st.mode != LIVE or self._closing:
+            return
+        key = st.key
+        first = next((x.arrival for x in self._ready if type(x) is Decoded and x._book
+                      and (x.channel, x.inst) == key), None)
+        self._start_resync(st, why, ts)
+        if first is not None and st.mode != LIVE:
+            st.stale_first = first
 
     async def close(self) -> None:
         """Unsubscribe (waiting up to ``close_timeout`` for the acks), close every
@@ -519,25 +595,50 @@ class OkxClient:
         self._wake.set()
 
     # -- output ---------------------------------------------------------------------------
-    def _emit(self, recv_ns: int, conn: int, channel: str, inst: str, payload: bytes) -> int:
+    def _emit(self, recv_ns: int, conn: int, channel: str, inst: str, payload: bytes,
+              msg: Any = None) -> int:
         a = self._arrival
         self._arrival += 1
-        self._ready.append(RawFrame(a, recv_ns, conn, channel, inst, payload))
+        d = Decoded(a, recv_ns, conn, channel, inst, payload, msg)
+        d.parse_ns = self._parse_ns
+        self._ready.append(d)
         self.counts["frames"] += 1
         self._wake.set()
         return a
 
-    def _event(self, kind: str, conn: int | None = None, channel: str | None = None,
-               inst: str | None = None, detail: str = "", **data: Any) -> None:
+    def _emit_book(self, st: _Stream, recv_ns: int, conn: int, payload: bytes, msg: Any,
+                   parse_ns: int, released: bool = False, handled: bool = False) -> Decoded:
+        """Pass on a book frame of ``st``: its book is applied when it is yielded."""
+        a = self._arrival
+        self._arrival += 1
+        d = Decoded(a, recv_ns, conn, st.channel, st.inst, payload, msg)
+        d.parse_ns = parse_ns
+        d._book = True
+        if released:
+            d._released = True
+        if handled:
+            d._handled = True
+        st.last_arrival = a
+        self._ready.append(d)
+        self.counts["frames"] += 1
+        self._wake.set()
+        return d
+
+    def _new_event(self, kind: str, conn: int | None = None, channel: str | None = None,
+                   inst: str | None = None, detail: str = "", **data: Any) -> ClientEvent:
         data = {k: v for k, v in data.items() if v is not None}
         ev = ClientEvent(kind, time.time_ns(), conn, channel, inst, detail, data)
-        self._ready.append(ev)
         self.counts["events"] += 1
-        self._wake.set()
         level = logging.INFO if kind not in ("duplicate", "subscribed", "unsubscribed") \
             else logging.DEBUG
         log.log(level, "%s conn=%s %s %s %s %s", kind, conn, channel or "", inst or "", detail,
                 data or "")
+        return ev
+
+    def _event(self, kind: str, conn: int | None = None, channel: str | None = None,
+               inst: str | None = None, detail: str = "", **data: Any) -> None:
+        self._ready.append(self._new_event(kind, conn, channel, inst, detail, **data))
+        self._wake.set()
 
     # -- tasks ------------------------------------------------------------------------------
     def _spawn(self, coro: Any, name: str) -> asyncio.Task:
@@ -766,13 +867,15 @@ class OkxClient:
             if self.cfg.yield_pongs:
                 self._emit(recv_ns, c.id, EVENT_CHANNEL, NO_INST, payload)
             return
+        t0 = perf_counter_ns()
         try:
             msg = parse_frame(payload)  # total: OkxParseError is its only failure
         except OkxParseError as e:
             self._malformed(c, payload, recv_ns, e.reason)
             return
+        self._parse_ns = perf_counter_ns() - t0
         if type(msg) is EventMsg:
-            self._emit(recv_ns, c.id, EVENT_CHANNEL, NO_INST, payload)
+            self._emit(recv_ns, c.id, EVENT_CHANNEL, NO_INST, payload, msg)
             self._on_control(c, msg)
             return
         self._data_seen(c, now)
@@ -979,7 +1082,7 @@ class OkxClient:
     def _on_trades(self, c: _Conn, msg: TradeMsg, payload: bytes, recv_ns: int) -> None:
         st = self._streams.get((msg.channel, msg.inst_id))
         if st is None:
-            self._emit(recv_ns, c.id, msg.channel, msg.inst_id or NO_INST, payload)
+            self._emit(recv_ns, c.id, msg.channel, msg.inst_id or NO_INST, payload, msg)
             return
         ids = [t.trade_id for t in msg.trades]
         if ids and all(i in st.seen for i in ids):
@@ -994,7 +1097,7 @@ class OkxClient:
             self._resume_trades(st, c, msg)
         if msg.trades:
             st.last_trade = _int(msg.trades[-1].trade_id)
-        self._emit(recv_ns, c.id, st.channel, st.inst, payload)
+        self._emit(recv_ns, c.id, st.channel, st.inst, payload, msg)
 
     def _on_other(self, c: _Conn, msg: Any, payload: bytes, recv_ns: int) -> None:
         inst = msg.inst_id if isinstance(msg.inst_id, str) and msg.inst_id else NO_INST
@@ -1009,12 +1112,12 @@ class OkxClient:
             self._own(st, c.id)
             if st.resume is not None and self._slots[st.slot].current is c:
                 self._resumed(st, c, False, "no sequence to tell what was missed")
-        self._emit(recv_ns, c.id, msg.channel, inst, payload)
+        self._emit(recv_ns, c.id, msg.channel, inst, payload, msg)
 
     def _on_book(self, c: _Conn, msg: Any, payload: bytes, recv_ns: int) -> None:
         st = self._streams.get((msg.channel, msg.inst_id))
         if st is None or st.sync is None:
-            self._emit(recv_ns, c.id, msg.channel, msg.inst_id, payload)
+            self._emit(recv_ns, c.id, msg.channel, msg.inst_id, payload, msg)
             return
         owner = self._slots[st.slot].current is c
         if owner:
@@ -1029,9 +1132,7 @@ class OkxClient:
             st.seen.add(k)
             c.joined.add(st.key)
             self._own(st, c.id)
-            a = self._emit(recv_ns, c.id, st.channel, st.inst, payload)
-            st.sync.apply(msg, a)
-            self._sync_events(st, c.id)
+            self._emit_book(st, recv_ns, c.id, payload, msg, self._parse_ns)
             return
         snapshot = msg.action == "snapshot"
         if st.mode != LIVE:
@@ -1065,7 +1166,7 @@ class OkxClient:
             self._pend(st, c, msg, payload, recv_ns)
 
     def _chains(self, st: _Stream, msg: Any) -> bool:
-        s = st.sync
+        s = st.chain
         kind = classify(s.valid, s.last_seq, s.last_prev, False, msg.prev_seq_id, msg.seq_id,
                         _empty(msg))
         return kind in (Seq.UPDATE, Seq.HEARTBEAT, Seq.RESET)
@@ -1078,32 +1179,26 @@ class OkxClient:
             if cur is not None and cur.id == conn:
                 st.overlap = False
 
-    def _accept(self, st: _Stream, conn: int, msg: Any, payload: bytes, recv_ns: int) -> None:
-        a = self._emit(recv_ns, conn, st.channel, st.inst, payload)
+    def _accept(self, st: _Stream, conn: int, msg: Any, payload: bytes, recv_ns: int,
+                parse_ns: int | None = None) -> None:
+        chain = st.chain
+        kind = chain.apply(msg, self._arrival)
+        gap = bool(chain.events)
+        a = self._emit_book(st, recv_ns, conn, payload, msg,
+                            self._parse_ns if parse_ns is None else parse_ns, handled=gap).arrival
         st.last_seq = msg.seq_id
         self._own(st, conn)
-        kind = st.sync.apply(msg, a)
         st.seen.add(_book_key(msg))
         st.seen_seq.add(msg.seq_id)
         if kind is Seq.RESET:
             self._event("seq_reset", conn, st.channel, st.inst,
                         detail="maintenance reset: seqId went down, chain continues",
                         seq_id=msg.seq_id, prev_seq_id=msg.prev_seq_id, ts=msg.ts, arrival=a)
-        self._sync_events(st, conn)
-
-    def _sync_events(self, st: _Stream, conn: int | None) -> None:
-        events = st.sync.events
-        if not events:
-            return
-        st.sync.events = []
-        for e in events:
-            if e.kind == "no_snapshot":
-                continue  # explained by the resync that is holding or releasing them
-            self._event(e.kind, conn, e.channel, e.inst_id, e.detail, seq_id=e.seq_id,
-                        prev_seq_id=e.prev_seq_id, expected_prev=e.expected_prev, ts=e.ts,
-                        arrival=e.arrival)
-            if st.kind == "incremental":
-                self._start_resync(st, e.kind, e.ts)
+        if gap:
+            # the gap event itself follows the frame when it is yielded (its book says so)
+            events, chain.events = chain.events, []
+            if any(e.kind == "gap" for e in events):
+                self._start_resync(st, "gap", msg.ts)
 
     def _pend(self, st: _Stream, c: _Conn, msg: Any, payload: bytes, recv_ns: int) -> None:
         q = c.pending.get(st.key)
@@ -1112,7 +1207,7 @@ class OkxClient:
         if len(q) >= self.cfg.max_pending:
             q.popleft()
             self.counts["pending_dropped"] += 1
-        q.append(_Held(msg, payload, recv_ns, c.id))
+        q.append(_Held(msg, payload, recv_ns, c.id, self._parse_ns))
 
     def _drain_pending(self, st: _Stream) -> None:
         """Messages other connections sent ahead of the chain: pass on those that now
@@ -1133,7 +1228,7 @@ class OkxClient:
                     elif m.action != "snapshot" and self._chains(st, m):
                         q.popleft()
                         c.joined.add(st.key)
-                        self._accept(st, c.id, m, h.payload, h.recv_ns)
+                        self._accept(st, c.id, m, h.payload, h.recv_ns, h.parse_ns)
                         progress = True
                     else:
                         break
@@ -1198,33 +1293,41 @@ class OkxClient:
                 st.splice_ev.set()
         st.seen.add(_book_key(msg))
         st.seen_seq.add(msg.seq_id)
-        st.held.append(_Held(msg, payload, recv_ns, c.id))
+        st.held.append(_Held(msg, payload, recv_ns, c.id, self._parse_ns))
         if st.mode == REST and st.rest_snap is not None:
             self._try_splice(st)
 
     def _release(self, st: _Stream, n: int | None = None) -> tuple[int, int] | None:
         """Pass on the first ``n`` held updates (all by default) unapplied-able: they reach
-        the BookSync while it has no book (counted no_snapshot). Returns their arrival
-        range."""
+        the book while it has none (counted no_snapshot). Returns their arrival range."""
         held = st.held
         n = len(held) if n is None else n
         first = last = None
+        chain = st.chain
         for _ in range(n):
             h = held.popleft()
             if not self.cfg.keep_stale:
                 self.counts["stale"] += 1
                 continue
-            a = self._emit(h.recv_ns, h.conn, st.channel, st.inst, h.payload)
-            st.sync.apply(h.msg, a)
-            first = a if first is None else first
-            last = a
-        self._sync_events(st, None)
+            chain.apply(h.msg, self._arrival)
+            last = self._emit_book(st, h.recv_ns, h.conn, h.payload, h.msg, h.parse_ns,
+                                   released=True).arrival
+            first = last if first is None else first
+        chain.events.clear()  # explained by the resync releasing them
         return None if first is None else (first, last)
+
+    def _stale(self, st: _Stream, released: tuple[int, int] | None) -> list[int] | None:
+        """The ``stale_arrivals`` of a resync that is done: the updates it released, from
+        the first one passed on after a break found at yield time (they reached no book)."""
+        first, st.stale_first = st.stale_first, None
+        if first is None:
+            return None if released is None else list(released)
+        return [first, st.last_arrival if released is None else released[1]]
 
     def _inband_snapshot(self, st: _Stream, c: _Conn, msg: Any, payload: bytes,
                          recv_ns: int) -> None:
         self._inband = True
-        stale = self._release(st)
+        stale = self._stale(st, self._release(st))
         first = st.why == "subscribe"
         how = "snapshot" if first else st.how or "resubscribe"
         st.mode = LIVE
@@ -1233,17 +1336,16 @@ class OkxClient:
         if st.rest_task is not None:
             st.rest_task.cancel()
             st.rest_task = None
-        a = self._emit(recv_ns, c.id, st.channel, st.inst, payload)
-        st.sync.apply(msg, a)
+        st.chain.apply(msg, self._arrival)
+        a = self._emit_book(st, recv_ns, c.id, payload, msg, self._parse_ns).arrival
         st.seen_seq.add(msg.seq_id)
         st.seen.add(_book_key(msg))
         self._event("synced" if first else "resync_done", c.id, st.channel, st.inst,
                     detail=f"in-band snapshot ({st.why})", how=how, why=st.why,
                     seq_id=msg.seq_id, arrival=a,
-                    stale_arrivals=list(stale) if stale else None,
+                    stale_arrivals=stale,
                     duration_s=round(time.monotonic() - st.t0, 3) if st.t0 else None)
         st.why = "resync"
-        self._sync_events(st, c.id)
         self._drain_pending(st)
 
     async def _bootstrap(self, st: _Stream) -> None:
@@ -1303,11 +1405,11 @@ class OkxClient:
             st.splice_ev.set()
             return
         assert res.outcome == SPLICE
-        stale = self._release(st, res.index)
+        stale = self._stale(st, self._release(st, res.index))
         first = held[0]
-        a = self._emit(rb.recv_ns, REST_CONN, st.channel, st.inst, rb.body)
-        st.sync.apply(rb.msg, a)
-        start_chain_at(st.sync, first.msg.prev_seq_id)
+        st.chain.apply(rb.msg, self._arrival)
+        start_chain_at(st.chain, first.msg.prev_seq_id)
+        a = self._emit_book(st, rb.recv_ns, REST_CONN, rb.body, rb.msg, 0).arrival
         st.mode = LIVE
         st.rest_snap = None
         self._event("synced" if st.why == "subscribe" else "resync_done", None, st.channel,
@@ -1315,14 +1417,13 @@ class OkxClient:
                            + (f"; {res.detail}" if res.detail else ""),
                     how="rest", why=st.why, seq_id=rb.seq_id, rest_ts=rb.ts, arrival=a,
                     splice_prev_seq_id=first.msg.prev_seq_id, splice_seq_id=first.msg.seq_id,
-                    stale_arrivals=list(stale) if stale else None, applied=len(held),
+                    stale_arrivals=stale, applied=len(held),
                     duration_s=round(time.monotonic() - st.t0, 3))
         st.why = "resync"
         st.splice_ev.set()
-        self._sync_events(st, None)
         while held and st.mode == LIVE:
             h = held.popleft()
-            self._accept(st, h.conn, h.msg, h.payload, h.recv_ns)
+            self._accept(st, h.conn, h.msg, h.payload, h.recv_ns, h.parse_ns)
         self._drain_pending(st)
 
     # -- 64008 switchover ---------------------------------------------------------------------
@@ -1394,7 +1495,7 @@ class OkxClient:
                 if h.msg.action != "snapshot" and _book_key(h.msg) in st.seen:
                     self._dup(st, new, h.msg, "already passed on by the old connection")
                 else:
-                    self._accept(st, new.id, h.msg, h.payload, h.recv_ns)
+                    self._accept(st, new.id, h.msg, h.payload, h.recv_ns, h.parse_ns)
                 self._drain_pending(st)
         self._event("switchover", new.id, detail="64008: switched to the new connection",
                     old_conn=old.id, joined=joined, streams=len(slot.args),
