@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -41,6 +40,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from .clock import Clock, SystemClock
 from .connection import (
     MAX_DEPTH_PER_CONN,
     MAX_REQUEST_BYTES,
@@ -364,8 +364,10 @@ class OkxClient:
 
     def __init__(self, subscriptions: Iterable[Arg | dict], *,
                  book_factory: Callable[[str], Any], config: ClientConfig | None = None,
-                 **overrides: Any) -> None:
+                 clock: Clock | None = None, **overrides: Any) -> None:
         cfg = config or ClientConfig()
+        self.clock = clock = clock or SystemClock()
+        self._now, self._time_ns = clock.now, clock.time_ns
         unknown = set(overrides) - {f.name for f in fields(ClientConfig)}
         if unknown:
             raise ValueError(f"unknown OkxClient option(s) {sorted(unknown)}; expected "
@@ -392,7 +394,7 @@ class OkxClient:
         self._next_id = 0
         self._conns: dict[int, _Conn] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._limiter = RateLimiter(cfg.connects_per_s, 1.0)
+        self._limiter = RateLimiter(cfg.connects_per_s, 1.0, clock=self._now)
         self._rest = RestClient(cfg.rest_url, timeout=cfg.rest_timeout, headers=cfg.rest_headers,
                                 rate=cfg.rest_rate, concurrency=cfg.rest_concurrency)
         self._inband: bool | None = None  # does the server send snapshots on subscribe?
@@ -627,7 +629,7 @@ class OkxClient:
     def _new_event(self, kind: str, conn: int | None = None, channel: str | None = None,
                    inst: str | None = None, detail: str = "", **data: Any) -> ClientEvent:
         data = {k: v for k, v in data.items() if v is not None}
-        ev = ClientEvent(kind, time.time_ns(), conn, channel, inst, detail, data)
+        ev = ClientEvent(kind, self._time_ns(), conn, channel, inst, detail, data)
         self.counts["events"] += 1
         level = logging.INFO if kind not in ("duplicate", "subscribed", "unsubscribed") \
             else logging.DEBUG
@@ -684,9 +686,9 @@ class OkxClient:
                                 "open_timeout": cfg.open_timeout, "max_queue": 64}
         opts.update(cfg.ws_options)
         ws = await connect(cfg.ws_url, **opts)
-        now = time.monotonic()
+        now = self._now()
         c = _Conn(self._next_conn, slot.index, ws, cfg.ws_url,
-                  RequestBudget(cfg.requests_per_hour, 3600.0), now, now)
+                  RequestBudget(cfg.requests_per_hour, 3600.0, clock=self._now), now, now)
         self._next_conn += 1
         self._conns[c.id] = c
         if current:
@@ -736,7 +738,7 @@ class OkxClient:
         try:
             while True:
                 payload = await ws.recv(decode=False)
-                recv_ns = time.time_ns()
+                recv_ns = self._time_ns()
                 if not isinstance(payload, bytes):
                     payload = bytes(payload)
                 arrival = self._arrival
@@ -757,7 +759,7 @@ class OkxClient:
                     c.blocked = True
                     await self._space.wait()
                     c.blocked = False
-                    c.last_rx = time.monotonic()
+                    c.last_rx = self._now()
                     c.ping_sent = None
         except ConnectionClosed as e:
             rcvd = e.rcvd
@@ -775,7 +777,7 @@ class OkxClient:
         if c.closed:
             return
         c.closed = True
-        now = time.monotonic()
+        now = self._now()
         slot = self._slots[c.slot]
         since = now - (c.last_data or c.opened)
         expected = c.closing or self._closing
@@ -818,37 +820,41 @@ class OkxClient:
         slot.need.set()
 
     async def _housekeeping(self) -> None:
-        cfg = self.cfg
         while True:
-            await asyncio.sleep(cfg.tick)
-            now = time.monotonic()
-            for c in list(self._conns.values()):
-                if c.closed or c.closing or c.dead or c.blocked:
-                    continue
-                if c.ping_sent is not None:
-                    if now - c.ping_sent > cfg.pong_timeout:
-                        self._event("ping_timeout", c.id, detail=f"no pong within "
-                                    f"{cfg.pong_timeout:g} s: connection presumed dead")
-                        c.dead = True
-                        transport = c.ws.transport
-                        if transport is not None:
-                            transport.abort()
-                elif now - c.last_rx >= cfg.ping_interval:
-                    c.ping_sent = now
-                    self._spawn(self._ping(c), f"okx-ping-{c.id}")
-                last = c.last_data or c.opened
-                if c.silent_since is None and now - last >= cfg.silence_s:
-                    c.silent_since = last
-            if self._unnamed_errors:
-                self._check_unnamed_errors(now)
-            for st in self._streams.values():
-                if st.mode == AWAIT and st.deadline is not None and now > st.deadline:
-                    st.deadline = None
-                    self._inband = False
-                    self._event("snapshot_timeout", self._owner_id(st), st.channel, st.inst,
-                                detail=f"no snapshot within {cfg.snapshot_timeout:g} s of the "
-                                       "subscribe ack: bootstrapping from REST")
-                    self._to_rest(st)
+            await asyncio.sleep(self.cfg.tick)
+            self._tick(self._now())
+
+    def _tick(self, now: float) -> None:
+        """The timed decisions, every ``tick`` s: ping, pong timeout, silence, refusals
+        that named no argument, snapshot timeout."""
+        cfg = self.cfg
+        for c in list(self._conns.values()):
+            if c.closed or c.closing or c.dead or c.blocked:
+                continue
+            if c.ping_sent is not None:
+                if now - c.ping_sent > cfg.pong_timeout:
+                    self._event("ping_timeout", c.id, detail=f"no pong within "
+                                f"{cfg.pong_timeout:g} s: connection presumed dead")
+                    c.dead = True
+                    transport = c.ws.transport
+                    if transport is not None:
+                        transport.abort()
+            elif now - c.last_rx >= cfg.ping_interval:
+                c.ping_sent = now
+                self._spawn(self._ping(c), f"okx-ping-{c.id}")
+            last = c.last_data or c.opened
+            if c.silent_since is None and now - last >= cfg.silence_s:
+                c.silent_since = last
+        if self._unnamed_errors:
+            self._check_unnamed_errors(now)
+        for st in self._streams.values():
+            if st.mode == AWAIT and st.deadline is not None and now > st.deadline:
+                st.deadline = None
+                self._inband = False
+                self._event("snapshot_timeout", self._owner_id(st), st.channel, st.inst,
+                            detail=f"no snapshot within {cfg.snapshot_timeout:g} s of the "
+                                   "subscribe ack: bootstrapping from REST")
+                self._to_rest(st)
 
     async def _ping(self, c: _Conn) -> None:
         with contextlib.suppress(ConnectionClosed, OSError):
@@ -860,7 +866,7 @@ class OkxClient:
 
     # -- frames -----------------------------------------------------------------------------
     def _on_frame(self, c: _Conn, payload: bytes, recv_ns: int) -> None:
-        now = time.monotonic()
+        now = self._now()
         c.last_rx = now
         if payload == b"pong":
             c.ping_sent = None
@@ -916,11 +922,11 @@ class OkxClient:
         if ev == "subscribe" and st is not None:
             c.acked.add(st.key)
             if self._slots[st.slot].current is c and st.mode == AWAIT:
-                st.t0 = st.t0 or time.monotonic()
+                st.t0 = st.t0 or self._now()
                 if self._inband is False:
                     self._to_rest(st)  # this server sends no snapshots: do not wait for one
                 else:
-                    st.deadline = time.monotonic() + self.cfg.snapshot_timeout
+                    st.deadline = self._now() + self.cfg.snapshot_timeout
             if st.kind in ("trades", "other"):
                 c.joined.add(st.key)
             self._event("subscribed", c.id, st.channel, st.inst)
@@ -964,7 +970,7 @@ class OkxClient:
             self._refuse(c, args[0], msg.code, msg.msg)
         else:
             self._unnamed_errors.append((c, list(args), msg.code, msg.msg,
-                                         time.monotonic() + self.cfg.refusal_wait))
+                                         self._now() + self.cfg.refusal_wait))
 
     def _refuse(self, c: _Conn, key: Arg, code: Any, text: Any) -> None:
         """The server refused ``key``: say so (``refused`` event, :attr:`refused`) and stop
@@ -972,7 +978,7 @@ class OkxClient:
         st = self._streams.get(key)
         if st is None or st.refused is not None:
             return
-        now_ns = time.time_ns()
+        now_ns = self._time_ns()
         code = None if code is None else str(code)
         text = None if text is None else str(text)
         st.refused = {"channel": st.channel, "inst": st.inst, "code": code, "msg": text,
@@ -1246,7 +1252,7 @@ class OkxClient:
     def _start_resync(self, st: _Stream, why: str, ts: int | None) -> None:
         if st.mode != LIVE or self._closing:
             return
-        st.why, st.t0, st.base_ts = why, time.monotonic(), ts
+        st.why, st.t0, st.base_ts = why, self._now(), ts
         st.resyncs += 1
         how = self._resync_how(st)
         self._event("resync_started", self._owner_id(st), st.channel, st.inst,
@@ -1344,7 +1350,7 @@ class OkxClient:
                     detail=f"in-band snapshot ({st.why})", how=how, why=st.why,
                     seq_id=msg.seq_id, arrival=a,
                     stale_arrivals=stale,
-                    duration_s=round(time.monotonic() - st.t0, 3) if st.t0 else None)
+                    duration_s=round(self._now() - st.t0, 3) if st.t0 else None)
         st.why = "resync"
         self._drain_pending(st)
 
@@ -1352,7 +1358,7 @@ class OkxClient:
         cfg = self.cfg
         attempt = 0
         if not st.t0:
-            st.t0 = time.monotonic()
+            st.t0 = self._now()
         while st.mode == REST and not self._closing:
             if st.rest_snap is None:
                 try:
@@ -1418,7 +1424,7 @@ class OkxClient:
                     how="rest", why=st.why, seq_id=rb.seq_id, rest_ts=rb.ts, arrival=a,
                     splice_prev_seq_id=first.msg.prev_seq_id, splice_seq_id=first.msg.seq_id,
                     stale_arrivals=stale, applied=len(held),
-                    duration_s=round(time.monotonic() - st.t0, 3))
+                    duration_s=round(self._now() - st.t0, 3))
         st.why = "resync"
         st.splice_ev.set()
         while held and st.mode == LIVE:
@@ -1432,7 +1438,7 @@ class OkxClient:
 
     async def _switchover(self, slot: _Slot, old: _Conn) -> None:
         cfg = self.cfg
-        t0 = time.monotonic()
+        t0 = self._now()
         try:
             new = None
             attempt = 0
@@ -1449,7 +1455,7 @@ class OkxClient:
                     await asyncio.sleep(backoff_delay(attempt - 1, cfg.backoff_base,
                                                       cfg.backoff_max))
                     continue
-                while (time.monotonic() - t0 < cfg.switch_timeout and not old.closed
+                while (self._now() - t0 < cfg.switch_timeout and not old.closed
                        and not new.closed and not self._all_joined(slot, new)):
                     await asyncio.sleep(cfg.tick)
                 if new.closed:
@@ -1499,6 +1505,6 @@ class OkxClient:
                 self._drain_pending(st)
         self._event("switchover", new.id, detail="64008: switched to the new connection",
                     old_conn=old.id, joined=joined, streams=len(slot.args),
-                    overlap_s=round(time.monotonic() - t0, 3),
+                    overlap_s=round(self._now() - t0, 3),
                     duplicates_dropped=old.dups + new.dups)
         old.closing = True
