@@ -37,9 +37,6 @@ from dataclasses import asdict, dataclass, field, fields
 from time import perf_counter_ns
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
 from .clock import Clock, SystemClock
 from .connection import (
     MAX_DEPTH_PER_CONN,
@@ -77,6 +74,7 @@ from .messages import (
 from .parse import parse_frame
 from .rest import OKX_REST_URL, REST_CONN, REST_DEPTH, RestBook, RestClient, RestError
 from .sequence import Seq, classify
+from .transport import CONNECT_ERRORS, SEND_ERRORS, Closed, WsTransport
 
 log = logging.getLogger("simlab.okx.client")
 
@@ -226,7 +224,7 @@ class _Held:
 class _Conn:
     id: int
     slot: int
-    ws: ClientConnection
+    ws: Any  # the transport's connection
     url: str
     budget: RequestBudget
     opened: float
@@ -364,7 +362,8 @@ class OkxClient:
 
     def __init__(self, subscriptions: Iterable[Arg | dict], *,
                  book_factory: Callable[[str], Any], config: ClientConfig | None = None,
-                 clock: Clock | None = None, **overrides: Any) -> None:
+                 clock: Clock | None = None, transport: Any = None,
+                 **overrides: Any) -> None:
         cfg = config or ClientConfig()
         self.clock = clock = clock or SystemClock()
         self._now, self._time_ns = clock.now, clock.time_ns
@@ -375,6 +374,7 @@ class OkxClient:
         if overrides:
             cfg = ClientConfig(**{**asdict(cfg), **overrides})
         self.cfg = cfg
+        self._io = transport or WsTransport(cfg.close_timeout, cfg.open_timeout, cfg.ws_options)
         self._books = BookIntegrity(book_factory, cfg.verify_checksum)
         self.args = normalize_args(subscriptions)
         if not self.args:
@@ -567,7 +567,7 @@ class OkxClient:
             if c is not None and not c.closed:
                 args = [a for a in slot.args if a in c.acked]
                 self._unsub_wait.update(args)
-                with contextlib.suppress(ConnectionClosed, OSError):
+                with contextlib.suppress(*SEND_ERRORS):
                     await self._send_requests(c, "unsubscribe", args, budget=False)
         if self._unsub_wait:
             with contextlib.suppress(TimeoutError):
@@ -674,7 +674,7 @@ class OkxClient:
             if len(c.requests) > 200:  # only to name the args of an error: keep the last few
                 del c.requests[next(iter(c.requests))]
             self.counts["requests"] += 1
-            await c.ws.send(frame.decode(), text=True)
+            await self._io.send(c.ws, frame.decode())
         return True
 
     async def _open(self, slot: _Slot, current: bool) -> _Conn:
@@ -682,10 +682,7 @@ class OkxClient:
         await self._limiter.acquire()
         if self._closing:
             raise ConnectionError("client is closing")
-        opts: dict[str, Any] = {"ping_interval": None, "close_timeout": cfg.close_timeout,
-                                "open_timeout": cfg.open_timeout, "max_queue": 64}
-        opts.update(cfg.ws_options)
-        ws = await connect(cfg.ws_url, **opts)
+        ws = await self._io.open(cfg.ws_url)
         now = self._now()
         c = _Conn(self._next_conn, slot.index, ws, cfg.ws_url,
                   RequestBudget(cfg.requests_per_hour, 3600.0, clock=self._now), now, now)
@@ -696,14 +693,13 @@ class OkxClient:
         self._event("connect", c.id, detail=cfg.ws_url, slot=slot.index, args=len(slot.args),
                     attempt=slot.attempt, switchover=not current)
         c.task = self._spawn(self._read(c), f"okx-conn-{c.id}")
-        with contextlib.suppress(ConnectionClosed, OSError):  # the reader reports a close
+        with contextlib.suppress(*SEND_ERRORS):  # the reader reports a close
             await self._send_requests(c, "subscribe", slot.args)
         return c
 
     async def _close_ws(self, c: _Conn) -> None:
         c.closing = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(c.ws.close(), self.cfg.close_timeout + 1)
+        await self._io.close(c.ws)
         if c.task is not None and not c.task.done():
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(c.task), self.cfg.close_timeout)
@@ -724,7 +720,7 @@ class OkxClient:
                                                   cfg.backoff_max))
             try:
                 await self._open(slot, current=True)
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as e:
+            except CONNECT_ERRORS as e:
                 if self._closing:
                     return
                 slot.attempt += 1
@@ -733,14 +729,12 @@ class OkxClient:
                 slot.need.set()
 
     async def _read(self, c: _Conn) -> None:
-        ws = c.ws
+        ws, io = c.ws, self._io
         code, reason = None, ""
         try:
             while True:
-                payload = await ws.recv(decode=False)
+                payload = await io.recv(ws)
                 recv_ns = self._time_ns()
-                if not isinstance(payload, bytes):
-                    payload = bytes(payload)
                 arrival = self._arrival
                 try:
                     self._on_frame(c, payload, recv_ns)
@@ -761,16 +755,13 @@ class OkxClient:
                     c.blocked = False
                     c.last_rx = self._now()
                     c.ping_sent = None
-        except ConnectionClosed as e:
-            rcvd = e.rcvd
-            code, reason = (rcvd.code, rcvd.reason) if rcvd is not None else (1006, "no close "
-                                                                                   "frame")
+        except Closed as e:
+            code, reason = e.code, e.reason
         except asyncio.CancelledError:
             code, reason = 1000, "cancelled"
             raise
         finally:
-            if ws.transport is not None and not ws.transport.is_closing():
-                ws.transport.abort()
+            io.abort(ws)
             self._on_closed(c, code, reason)
 
     def _on_closed(self, c: _Conn, code: int | None, reason: str) -> None:
@@ -836,9 +827,7 @@ class OkxClient:
                     self._event("ping_timeout", c.id, detail=f"no pong within "
                                 f"{cfg.pong_timeout:g} s: connection presumed dead")
                     c.dead = True
-                    transport = c.ws.transport
-                    if transport is not None:
-                        transport.abort()
+                    self._io.abort(c.ws)
             elif now - c.last_rx >= cfg.ping_interval:
                 c.ping_sent = now
                 self._spawn(self._ping(c), f"okx-ping-{c.id}")
@@ -857,8 +846,8 @@ class OkxClient:
                 self._to_rest(st)
 
     async def _ping(self, c: _Conn) -> None:
-        with contextlib.suppress(ConnectionClosed, OSError):
-            await c.ws.send("ping", text=True)
+        with contextlib.suppress(*SEND_ERRORS):
+            await self._io.send(c.ws, "ping")
 
     def _owner_id(self, st: _Stream) -> int | None:
         c = self._slots[st.slot].current
@@ -1272,7 +1261,7 @@ class OkxClient:
             # OKX acks a repeated subscribe without a new snapshot: unsubscribe first.
             await self._send_requests(c, "unsubscribe", [st.key])
             await self._send_requests(c, "subscribe", [st.key])
-        except (ConnectionClosed, OSError):
+        except SEND_ERRORS:
             pass  # the reconnect resubscribes everything
 
     def _to_rest(self, st: _Stream) -> None:
@@ -1445,8 +1434,7 @@ class OkxClient:
             while new is None and not self._closing:
                 try:
                     new = await self._open(slot, current=False)
-                except (OSError, InvalidHandshake, InvalidURI, TimeoutError,
-                        ConnectionClosed) as e:
+                except CONNECT_ERRORS as e:
                     if self._closing:
                         return
                     attempt += 1
