@@ -42,14 +42,12 @@ def _market(kind: str):
 
 
 def _recording(path: str) -> str:
-    """A recording of 80,000 synthetic `books` updates (3 instruments, 50 levels)."""
-    from simlab.emulator.randomwalk import generate_stream
-    from simlab.store import RecordingWriter
+    """A recording of the CST market's `books` for the 3 instruments: 2,700 simulated s,
+    about 81,000 updates (the server is asked for 75,000)."""
+    from simlab.emulator import write_synthetic_recording
 
-    with RecordingWriter(path, source={"importer": "bench_emulator"}) as w:
-        for recv_ns, frame in generate_stream(seed=3, instruments=INSTS, n_updates=80_000,
-                                              depth=50):
-            w.add(frame, recv_ns)
+    write_synthetic_recording(path, seconds=2_700.0, instruments=INSTS, channels=("books",),
+                              seed=3, checksum=True)
     return path
 
 

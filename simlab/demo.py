@@ -10,38 +10,131 @@
 
 Then it runs the same commands a researcher would type, on data made here:
 
-2. a seeded synthetic OKX feed (``books`` + ``trades`` for three instruments, with
-   heartbeats and a maintenance seqId reset) written as a capture file, imported into a
-   recording and verified: every book rebuilt, every checksum verified, no gap;
+2. a seeded synthetic OKX feed (``books`` + ``trades`` for three instruments, the emulator's
+   Cont-Stoikov-Talreja market through its publisher, with heartbeats and a maintenance
+   seqId reset) written as a capture file, imported into a recording and verified: every
+   book rebuilt, every checksum verified, no gap;
 3. the same feed with one ``books`` update of ETH-USDT dropped on purpose: ``verify`` must
    find exactly that gap, and say where it is;
 4. when ``../shared/okx-real`` is beside the repository, the real 2022 OKX capture:
    290 book messages, 290 checksums verified.
 
-Run it with ``python -m simlab.demo [--out DIR]``. It exits non-zero if any result differs
-from what is expected, so it doubles as a smoke test.
+Run it with ``simlab demo`` or ``python -m simlab.demo [--out DIR]``. It exits non-zero if any
+result differs from what is expected, so it doubles as a smoke test. Each step calls the
+library function behind the command it echoes (``$ simlab verify ...``), and prints what
+that command prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import random
 import shutil
 import sys
-from contextlib import redirect_stdout
-from io import StringIO
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-
-from simlab.cli import main as simlab
-from simlab.emulator.randomwalk import generate_stream, inject_gap
+from typing import Any
 
 INSTRUMENTS = ("BTC-USDT", "ETH-USDT", "BTC-USDT-SWAP")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_CAPTURE = SHARED / "okx-real" / "cryptofeed" / "OKX.ws.1.0"
 
+#: The synthetic night's quiet instrument: its market runs this many times slower than the
+#: CST defaults, so its book sometimes stays unchanged long enough for a heartbeat.
+QUIET, QUIET_FACTOR = "BTC-USDT-SWAP", 100.0
+#: Heartbeat after 1 s without change (OKX: about 60 s), so a short night has some.
+HEARTBEAT_MS = 1_000
+#: The instrument whose seqId the synthetic night resets (a maintenance reset).
+RESET_INST = "BTC-USDT"
 
-def write_capture(frames, path: Path) -> int:
+
+def synthetic_night(seed: int = 7, instruments: Sequence[str] = INSTRUMENTS,
+                    n_updates: int = 20_000, reset_at: int | None = None
+                    ) -> Iterator[tuple[int, bytes]]:
+    """``(recv_ns, frame)`` of a seeded synthetic OKX ``books`` + ``trades`` feed: the
+    emulator's CST market (:class:`~simlab.emulator.market.CSTMarket`, :data:`QUIET` slowed
+    down) through its publisher, with checksums, heartbeats (:data:`HEARTBEAT_MS`) and, after
+    the ``reset_at``-th book update, a maintenance reset of :data:`RESET_INST`'s seqId. Each
+    instrument's snapshot comes first; the feed ends after ``n_updates`` book updates (not
+    counting heartbeats). Frames are received 1-30 ms after their exchange time, in strictly
+    increasing order. Same arguments, same bytes.
+
+    >>> from simlab.okx import parse_frame
+    >>> f = [parse_frame(b) for _, b in synthetic_night(n_updates=5, instruments=["ETH-USDT"])]
+    >>> [m.action for m in f if m.channel == "books"]
+    ['snapshot', 'update', 'update', 'update', 'update', 'update']
+    """
+    from simlab.emulator.cst import CSTParams
+    from simlab.emulator.market import CSTMarket
+    from simlab.emulator.publisher import Publisher
+
+    d = CSTParams()
+    q = QUIET_FACTOR
+    quiet = replace(d, k=d.k / q, mu=d.mu / q, theta=tuple(x / q for x in d.theta),
+                    theta_far=d.theta_far / q, burn_in_s=d.burn_in_s * q)
+    market = CSTMarket(seed=seed, instruments=list(instruments),
+                       params={QUIET: quiet} if QUIET in instruments else None)
+    pub = Publisher(market, checksum=True, seed=seed, heartbeat_ms=HEARTBEAT_MS,
+                    streams=[(c, i) for i in instruments for c in ("books", "trades")])
+    rng = random.Random(seed)
+    last = 0
+
+    def stamp(ts_ms: int) -> int:
+        nonlocal last
+        # network latency of 1-30 ms, strictly increasing so the order is unambiguous
+        last = max(last + 1, ts_ms * 1_000_000 + rng.randint(1_000_000, 30_000_000))
+        return last
+
+    for inst in instruments:
+        snap = pub.snapshot("books", inst)
+        yield stamp(snap.ts_ms), snap.frame
+    updates, t = 0, market.start_ms
+    while updates < n_updates:
+        t += 100
+        for p in pub.advance(t):
+            yield stamp(p.ts_ms), p.frame
+            if p.channel == "books" and p.kind in ("update", "reset"):
+                updates += 1
+                if updates == n_updates:
+                    return
+                if updates == reset_at:
+                    pub.reset(RESET_INST)
+
+
+def inject_gap(stream: Iterable[tuple[int, bytes]], inst_id: str,
+               at: int) -> Iterator[tuple[int, bytes]]:
+    """Drop the ``at``-th (0-based) non-heartbeat ``books`` update of ``inst_id``.
+
+    The next update's ``prevSeqId`` then names a seqId the receiver never saw: a real gap.
+    (Dropping a heartbeat would go unnoticed, as its seqId repeats the previous one.)
+    Raises ValueError, once the stream is exhausted, if there was no such update.
+
+    >>> s = list(synthetic_night(n_updates=5, instruments=["ETH-USDT"]))
+    >>> len(s) - len(list(inject_gap(s, "ETH-USDT", 2)))
+    1
+    """
+    from simlab.okx import is_book, parse_frame
+
+    seen = 0
+    dropped = False
+    for recv, frame in stream:
+        if not dropped and b'"books"' in frame:
+            msg = parse_frame(frame)
+            if (is_book(msg) and msg.inst_id == inst_id and msg.action == "update"
+                    and msg.seq_id != msg.prev_seq_id):
+                seen += 1
+                if seen == at + 1:
+                    dropped = True
+                    continue
+        yield recv, frame
+    if not dropped:
+        raise ValueError(f"inject_gap: {inst_id!r} has no update number {at} (0-based) "
+                         f"in the stream; it has {seen}")
+
+
+def write_capture(frames: Iterable[tuple[int, bytes]], path: Path) -> int:
     """Write ``(recv_ns, frame)`` pairs as ``<recv_seconds>: <json>`` lines (okx-capture)."""
     n = 0
     with open(path, "wb") as f:
@@ -51,23 +144,31 @@ def write_capture(frames, path: Path) -> int:
     return n
 
 
-def run(args: list[str], show: bool = True) -> tuple[int, str]:
-    """Run a simlab command as typed; with ``show``, echo it and its output as a shell would.
-    Returns (exit code, output)."""
-    if show:
-        print(f"\n$ simlab {' '.join(args)}")
-    buf = StringIO()
-    with redirect_stdout(buf):
-        code = simlab(args)
-    out = buf.getvalue()
-    if show:
-        print(out.rstrip())
-    return code, out
+def _echo(*args: str) -> None:
+    # the command a researcher would type for the step that follows
+    print(f"\n$ simlab {' '.join(args)}")
 
 
-def counts(out_dir: Path) -> dict:
-    _, text = run(["verify", str(out_dir), "--json"], show=False)
-    return json.loads(text)
+def import_shown(src: str | Path, out: Path) -> None:
+    """``simlab import okx-capture SRC --out OUT``: the import, and what the command prints."""
+    from simlab.store import import_file
+
+    _echo("import", "okx-capture", str(src), "--out", str(out))
+    result = import_file("okx-capture", src, out)
+    print(result.summary())
+    for w in result.warnings():
+        print(f"simlab import: warning: {w}", file=sys.stderr)
+
+
+def verify_shown(path: Path) -> dict[str, Any]:
+    """``simlab verify PATH``: the check, what the command prints, and the report as
+    ``simlab verify --json`` gives it (``ok`` is False when verify would exit 1)."""
+    from simlab.store import format_report, verify
+
+    _echo("verify", str(path))
+    report = verify(path)
+    print(format_report(report).rstrip())
+    return {**report.as_dict(), "ok": report.ok}
 
 
 def books_total(report: dict, key: str) -> int:
@@ -119,8 +220,7 @@ def live_demo(out: Path, seconds: float) -> list[str]:
     finally:
         emu.stop()
     live_res = live.result()
-    run(["verify", str(rec_dir)])
-    if counts(rec_dir)["channels"]["books"]["total"]["gaps"]:
+    if books_total(verify_shown(rec_dir), "gaps"):
         problems.append("the live recording has sequence gaps")
 
     # the replay must give exactly what was computed live
@@ -161,45 +261,43 @@ def _source(path: Path):
     return ReplaySource(path, insts=[LIVE_ORDER["inst"]], channels=["books"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m simlab.demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="demo-output", help="working directory (recreated)")
-    ap.add_argument("--updates", type=int, default=20_000, help="book updates to generate")
-    ap.add_argument("--seconds", type=float, default=30.0, help="live recording length (s)")
-    a = ap.parse_args(argv)
-    out = Path(a.out)
+def run_demo(out: Path, seconds: float = 30.0, updates: int = 20_000) -> int:
+    """The whole demo into ``out`` (recreated); 0 when every result is as expected, else 1
+    (each problem printed)."""
+    from simlab.extras import require
+
+    # the report's charts: fail now, not after the live minute
+    require("matplotlib", feature="simlab demo (its report's charts)")
+    out = Path(out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     problems: list[str] = []
 
-    print(f"== 1. live from the local emulator: record {a.seconds:g} s, price every tick, "
+    print(f"== 1. live from the local emulator: record {seconds:g} s, price every tick, "
           "replay ==")
-    problems += live_demo(out, a.seconds)
+    problems += live_demo(out, seconds)
 
     def stream():
-        return generate_stream(seed=7, instruments=INSTRUMENTS, n_updates=a.updates, depth=200,
-                               heartbeat_every=400, reset_at=a.updates // 3)
+        return synthetic_night(seed=7, instruments=INSTRUMENTS, n_updates=updates,
+                               reset_at=updates // 3)
 
     print("\n== 2. a synthetic night, recorded and verified ==")
     n = write_capture(stream(), out / "synthetic.capture")
     print(f"generated {n:,} frames -> {out / 'synthetic.capture'}")
-    run(["import", "okx-capture", str(out / "synthetic.capture"), "--out", str(out / "clean")])
-    code, _ = run(["verify", str(out / "clean")])
-    rep = counts(out / "clean")
-    if code != 0 or books_total(rep, "gaps") or books_total(rep, "checksum_failed"):
+    import_shown(out / "synthetic.capture", out / "clean")
+    rep = verify_shown(out / "clean")
+    if not rep["ok"] or books_total(rep, "gaps") or books_total(rep, "checksum_failed"):
         problems.append("the clean synthetic recording did not verify cleanly")
     if books_total(rep, "resets") != 1 or not books_total(rep, "heartbeats"):
         problems.append("the reset / heartbeats were not recognised as valid")
 
     print("\n== 3. the same night with one ETH-USDT update lost ==")
     # drop an update about a sixth of the way into ETH-USDT's share of the night
-    write_capture(inject_gap(stream(), "ETH-USDT", at=a.updates // 20), out / "gap.capture")
-    run(["import", "okx-capture", str(out / "gap.capture"), "--out", str(out / "gap")])
-    code, _ = run(["verify", str(out / "gap")])
-    rep = counts(out / "gap")
+    write_capture(inject_gap(stream(), "ETH-USDT", at=updates // 20), out / "gap.capture")
+    import_shown(out / "gap.capture", out / "gap")
+    rep = verify_shown(out / "gap")
     gaps = {i: s["gaps"] for i, s in rep["channels"]["books"]["instruments"].items() if s["gaps"]}
-    if code == 0 or gaps != {"ETH-USDT": 1}:
+    if rep["ok"] or gaps != {"ETH-USDT": 1}:
         problems.append(f"expected exactly one gap, in ETH-USDT; verify found {gaps}")
     else:
         print("verify exits 1 and names the gap: as expected")
@@ -207,10 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     if REAL_CAPTURE.exists():
         print("\n== 4. a real OKX capture (2022, cryptofeed sample data) ==")
         src = os.path.relpath(REAL_CAPTURE)  # as a user would type it
-        run(["import", "okx-capture", src, "--out", str(out / "okx-2022")])
-        code, _ = run(["verify", str(out / "okx-2022")])
-        rep = counts(out / "okx-2022")
-        if code != 0 or books_total(rep, "checksum_verified") != 290:
+        import_shown(src, out / "okx-2022")
+        rep = verify_shown(out / "okx-2022")
+        if not rep["ok"] or books_total(rep, "checksum_verified") != 290:
             problems.append("the real capture did not verify 290 checksums")
     else:
         print(f"\n(skipping the real capture: {REAL_CAPTURE} is absent)")
@@ -223,6 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo ok: the report is in {out / 'report'}/, recordings in {out}/ "
           "(open them with pandas.read_parquet)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m simlab.demo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="demo-output", help="working directory (recreated)")
+    ap.add_argument("--updates", type=int, default=20_000,
+                    help="book updates of the synthetic night")
+    ap.add_argument("--seconds", type=float, default=30.0, help="live recording length (s)")
+    a = ap.parse_args(argv)
+    return run_demo(Path(a.out), seconds=a.seconds, updates=a.updates)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from ._common import duration
+from ._common import EXIT_USAGE, duration
 
 
 def add(sub) -> None:
@@ -19,6 +21,11 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simlab.demo import main as demo_main
+    from simlab.demo import run_demo
+    from simlab.extras import MissingExtra
 
-    return demo_main(["--out", args.out, "--seconds", str(args.seconds)])
+    try:
+        return run_demo(Path(args.out), seconds=args.seconds)
+    except MissingExtra as e:
+        print(f"simlab demo: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
