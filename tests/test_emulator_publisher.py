@@ -326,10 +326,24 @@ def test_frames_take_their_own_size_in_memory():
 
 
 def test_channel_tables_agree_with_simlab_okx():
-    """The publisher adds depth and cadence; the channel names are simlab.okx's."""
+    """The publisher adds cadence; the channel names, kinds and depths are simlab.okx's."""
     from simlab.emulator.publisher import FULL, INCREMENTAL, TRADES
-    from simlab.okx.messages import FULL_BOOK_CHANNELS, INCREMENTAL_BOOK_CHANNELS, TRADE_CHANNELS
+    from simlab.okx.messages import (
+        BOOK_DEPTH,
+        FULL_BOOK_CHANNELS,
+        INCREMENTAL_BOOK_CHANNELS,
+        TRADE_CHANNELS,
+    )
 
     assert set(INCREMENTAL) == INCREMENTAL_BOOK_CHANNELS
     assert set(FULL) == FULL_BOOK_CHANNELS
     assert TRADES in TRADE_CHANNELS
+    assert set(PUSH_ORDER) == set(BOOK_CHANNELS) == INCREMENTAL_BOOK_CHANNELS | FULL_BOOK_CHANNELS
+    depth = {c: d for c, (d, _) in {**INCREMENTAL, **FULL}.items()}
+    assert depth == {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50, "books5": 5,
+                     "bbo-tbt": 1}
+    assert all(BOOK_DEPTH[c] == d for c, d in depth.items())
+    # OKX's push order within one push time, and its cadences
+    assert PUSH_ORDER == ("bbo-tbt", "books-l2-tbt", "books50-l2-tbt", "books", "books5")
+    assert [{**INCREMENTAL, **FULL}[c][1] for c in PUSH_ORDER] == [10, 10, 10, 100, 100]
+

@@ -45,6 +45,7 @@ from itertools import accumulate
 import numpy as np
 
 from simlab.okx.encode import format_decimal
+from simlab.okx.messages import BOOK_DEPTH
 
 from .instruments import SimInstrument
 from .source import Event, LevelChange, Print
@@ -104,7 +105,7 @@ class CSTParams:
     theta_far: float = 0.3
     limit_sizes: tuple[float, ...] = _harmonic(10)
     market_sizes: tuple[float, ...] = _harmonic(20)
-    depth: int = 400
+    depth: int = BOOK_DEPTH["books"]
     burn_in_s: float = 60.0
 
     def __post_init__(self) -> None:

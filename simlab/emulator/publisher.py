@@ -53,18 +53,28 @@ import orjson
 from simlab.book import L2Book
 from simlab.okx import Trade
 from simlab.okx.encode import encode_book, encode_trades
+from simlab.okx.messages import (
+    BOOK_DEPTH,
+    FULL_BOOK_CHANNELS,
+    INCREMENTAL_BOOK_CHANNELS,
+    TRADE_CHANNELS,
+)
 
 from .source import Instrument, LevelChange, MarketSource, Print
 
+#: Push cadence (ms) of each book channel, in OKX's fixed push order for the book channels
+#: of one instrument within one push time. The channels, their kinds and depths are
+#: simlab.okx's (messages.BOOK_DEPTH ...); the emulator serves every live one.
+PUSH_MS = {"bbo-tbt": 10, "books-l2-tbt": 10, "books50-l2-tbt": 10, "books": 100, "books5": 100}
+PUSH_ORDER = tuple(PUSH_MS)
 #: Incremental channels: depth and push cadence (ms).
-INCREMENTAL = {"books-l2-tbt": (400, 10), "books50-l2-tbt": (50, 10), "books": (400, 100)}
+INCREMENTAL = {c: (BOOK_DEPTH[c], PUSH_MS[c]) for c in PUSH_ORDER
+               if c in INCREMENTAL_BOOK_CHANNELS}
 #: Full-book channels: depth and push cadence (ms).
-FULL = {"bbo-tbt": (1, 10), "books5": (5, 100)}
-TRADES = "trades"
+FULL = {c: (BOOK_DEPTH[c], PUSH_MS[c]) for c in PUSH_ORDER if c in FULL_BOOK_CHANNELS}
+(TRADES,) = TRADE_CHANNELS
 BOOK_CHANNELS = tuple(INCREMENTAL) + tuple(FULL)
 CHANNELS = (*BOOK_CHANNELS, TRADES)
-#: OKX's fixed push order for book channels of one instrument within one push time.
-PUSH_ORDER = ("bbo-tbt", "books-l2-tbt", "books50-l2-tbt", "books", "books5")
 _RANK = {c: i for i, c in enumerate(PUSH_ORDER)}
 #: OKX: an empty update after about 60 s without change.
 HEARTBEAT_MS = 60_000

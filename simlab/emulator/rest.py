@@ -25,12 +25,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from simlab.okx.messages import BOOK_DEPTH
+from simlab.okx.rest import BOOKS_PATH, INSTRUMENTS_PATH
+
 from .faults import Fault, FaultSpec
 from .source import Instrument
 
 log = logging.getLogger(__name__)
 
-MAX_SZ = 400
+#: OKX: a REST book is at most 400 levels a side, the depth of the books channel.
+MAX_SZ = BOOK_DEPTH["books"]
 _JSON = "application/json"
 #: OKX's answer to an unknown path (gateway format, as captured on OKX's V5 API).
 NOT_FOUND = {"code": 404, "data": {}, "detailMsg": "", "error_code": "404",
@@ -94,8 +98,8 @@ class RestApi:
         self.faults: list[list] = []  # [spec, requests left]
         self.requests = 0
         self.app = web.Application(middlewares=[self._middleware])
-        self.app.router.add_get("/api/v5/market/books", self.books)
-        self.app.router.add_get("/api/v5/public/instruments", self.instruments)
+        self.app.router.add_get(BOOKS_PATH, self.books)
+        self.app.router.add_get(INSTRUMENTS_PATH, self.instruments)
 
     def arm(self, spec: FaultSpec) -> None:
         if spec.kind not in (Fault.REST_SLOW, Fault.REST_ERROR):

@@ -18,6 +18,9 @@ FULL_BOOK_CHANNELS = frozenset({"books5", "bbo-tbt"})
 #: OKX's daily historical 400-level files, imported by ``simlab import okx-l2``.
 HISTORY_BOOK_CHANNEL = "books-l2-history"
 BOOK_CHANNELS = INCREMENTAL_BOOK_CHANNELS | FULL_BOOK_CHANNELS | {HISTORY_BOOK_CHANNEL}
+#: Levels a side each depth channel carries (the deepest a REST book can be asked is 400).
+BOOK_DEPTH = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50, "books5": 5,
+              "bbo-tbt": 1, HISTORY_BOOK_CHANNEL: 400}
 TRADE_CHANNELS = frozenset({"trades"})
 #: Public channels simlab knows about but does not normalise (kept raw).
 OTHER_CHANNELS = frozenset({"tickers", "trades-all", "funding-rate", "mark-price", "index-tickers",
