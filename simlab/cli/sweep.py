@@ -44,12 +44,12 @@ def add(sub) -> None:
 
 
 def _sweep_spec(args: argparse.Namespace):
-    import yaml
-
+    from simlab.extras import require
     from simlab.feed.replay import streams
     from simlab.store import Recording
     from simlab.sweep import SpecError, SweepSpec
 
+    yaml = require("yaml", feature="simlab sweep")
     try:
         with open(args.grid) as f:
             doc = yaml.safe_load(f)
@@ -76,6 +76,7 @@ def _sweep_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from simlab.extras import MissingExtra
     from simlab.sweep import run_sweep
 
     try:
@@ -83,105 +84,18 @@ def run(args: argparse.Namespace) -> int:
         res = run_sweep(spec, args.out, args.executor, workers=args.workers,
                         progress=False if args.no_progress or args.quiet else None,
                         keep_ticks=args.ticks)
-    except ValueError as e:
+    except (ValueError, MissingExtra) as e:  # a missing extra names it: pip install ...
         print(f"simlab sweep: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"simlab sweep: interrupted; finished cells are kept in {args.out}/cells, "
               "run the same command again to do the rest", file=sys.stderr)
         return 130
-    summary = _sweep_summary(spec, res, args.top, args.include_incomplete)
+    from simlab.sweep.summary import format_summary, summarize
+
+    summary = summarize(spec, res, args.top, args.include_incomplete)
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=1, default=str) + "\n")
     else:
-        print(_format_sweep(summary))
+        print(format_summary(summary))
     return EXIT_PROBLEMS if summary["failed_cells"] else EXIT_OK
-
-
-def _sweep_summary(spec, res, top: int, include_incomplete: bool = False) -> dict:
-    """Counts, the best and worst cells by mean net cost (cells the book could not fill
-    at every tick left out unless ``include_incomplete``, and listed), and the failed
-    cells."""
-    import math
-    import warnings
-
-    from simlab.sweep.compare import incomplete, rank
-
-    t = res.table
-    shown = [c for c in ("recording", "inst") if t[c].nunique() > 1]
-    shown += [f"p_{k}" for k in spec.varying()]
-    metrics = ["net_bps_mean", "net_bps_p50", "net_bps_p90", "maker_prob_mean",
-               "complete_share", "incomplete_ticks", "ticks"]
-    every = t[t["status"] == "ok"]
-    ok = every.iloc[:0]
-    if len(every):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the summary lists the cells rank leaves out
-            ranked = rank(every, "net_bps_mean", include_incomplete=include_incomplete)
-        ok = every.set_index("cell", drop=False).loc[ranked["cell"].tolist()]
-
-    def rows(df, cols) -> list[dict]:
-        return [{k: (None if isinstance(v, float) and math.isnan(v) else v)
-                 for k, v in r.items()} for r in df[cols].to_dict("records")]
-
-    short = incomplete(t)
-    bad = t[t["status"] != "ok"]
-    cols = ["cell", *shown, *metrics]
-    return {"out": str(res.out), "cells": len(spec.cells()), "ran": res.ran,
-            "skipped": res.skipped, "failed": res.failed, "missing": res.missing,
-            "ok": len(every), "ranked": len(ok), "columns": shown,
-            "best": rows(ok.head(top), cols), "worst": rows(ok.tail(top).iloc[::-1], cols),
-            "include_incomplete": include_incomplete,
-            "incomplete_cells": rows(short, ["cell", *shown, "complete_share",
-                                             "incomplete_ticks", "ticks"]),
-            "failed_cells": [{"cell": r["cell"], "recording": r["recording"],
-                              "inst": r["inst"], "error": r["error"]}
-                             for r in bad.to_dict("records")],
-            # trained models used beyond what they can stand behind (sweep/run.py)
-            "model_warnings": [{"cell": r["cell"], "inst": r["inst"],
-                                "warning": r["model_warning"]}
-                               for r in t.to_dict("records")
-                               if isinstance(r.get("model_warning"), str)]}
-
-
-def _format_sweep(s: dict) -> str:
-    import pandas as pd
-
-    lines = [f"sweep: {s['cells']} cells: {s['ran']} ran ({s['failed']} failed), "
-             f"{s['skipped']} already done, {s['missing']} not run"]
-    for title, key in (("lowest mean net cost", "best"), ("highest mean net cost", "worst")):
-        if s[key]:
-            df = pd.DataFrame(s[key])
-            fmt = {c: (lambda v: f"{v:.10g}") if c.startswith("p_") else (lambda v: f"{v:.4g}")
-                   for c in df.columns if df[c].dtype.kind == "f"}
-            text = df.rename(columns=lambda c: c.removeprefix("p_")).to_string(
-                index=False, formatters={c.removeprefix("p_"): f for c, f in fmt.items()})
-            lines += [f"{title}:", text]
-    short = s.get("incomplete_cells") or []
-    if short:
-        how = ("ranked above, costs of the ticks it could fill" if s.get("include_incomplete")
-               else "left out of the ranking; --include-incomplete ranks them")
-        lines.append(f"the book could not fill the order at every tick in {len(short)} "
-                     f"cell(s) ({how}):")
-        for r in short[:10]:
-            par = " ".join(f"{c.removeprefix('p_')}={r[c]}" for c in s["columns"])
-            share = r["complete_share"]
-            lines.append(f"  {r['cell']} {par}: whole order filled at "
-                         f"{share:.1%} of {r['ticks']} ticks" if share == share else
-                         f"  {r['cell']} {par}")
-        if len(short) > 10:
-            lines.append(f"  ... and {len(short) - 10} more")
-    warned = s.get("model_warnings") or []
-    if warned:
-        lines.append(f"model warnings in {len(warned)} cell(s) (column model_warning):")
-        lines += [f"  {w['cell']} {w['inst']}: {w['warning']}" for w in warned[:10]]
-        if len(warned) > 10:
-            lines.append(f"  ... and {len(warned) - 10} more")
-    if s["failed_cells"]:
-        lines.append(f"failed cells ({len(s['failed_cells'])}; a re-run retries them):")
-        lines += [f"  {f['cell']} {f['inst']} {f['recording']}: {f['error']}"
-                  for f in s["failed_cells"][:10]]
-    out = s["out"]
-    lines.append(f"results: {out}/cells (Parquet dataset, one row per cell; "
-                 f"simlab.sweep.load_results({out!r})), spec: {out}/spec.yaml")
-    return "\n".join(lines)

@@ -25,10 +25,11 @@ simlab.sim.config.ConfigError: --notional must be a finite number > 0, got -5
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import InitVar, dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, InitVar, dataclass, field, fields, replace
 from typing import Any
 
 from simlab.feed.replay import TIME_BASES
@@ -209,7 +210,7 @@ def check_value(name: str, value: Any, what: str | None = None) -> Any:
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         if not isinstance(value, str) or not value:
-            raise bad(f"must be a file name, got {value!r}")
+            raise bad(f"must be a non-empty string, got {value!r}")
         return value
     if f.kind == "str":
         if not isinstance(value, str) or not value:
@@ -289,81 +290,124 @@ class RunConfig:
     slippage: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self, names: str | Callable[[str], str]) -> None:
-        n = _NAMINGS[names] if isinstance(names, str) else names
+        for problem in self._validate(_naming(names)):
+            raise problem
+
+    @classmethod
+    def problems(cls, names: str | Callable[[str], str] = "field", **kw: Any
+                 ) -> list[ConfigError]:
+        """Every problem of the run ``kw`` describes (as :meth:`build` takes it), not only
+        the first: what a sweep reports of each grid combination at once.
+
+        >>> [str(e) for e in RunConfig.problems(inst="BTC-USDT", side="hold", N=0.5)]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        ['give the order size as notional (quote) or quantity (base), exactly one; got
+          notional=None, quantity=None', "side must be one of ('buy', 'sell'), got 'hold'",
+          'impact_steps must be an integer, got 0.5']
+        """
+        values = _fields_of(kw)
+        self = object.__new__(cls)
+        for f in fields(cls):
+            if f.init:
+                default = None if f.default is MISSING else f.default
+                object.__setattr__(self, f.name, values.get(f.name, default))
+        return list(self._validate(_naming(names)))
+
+    def _validate(self, n: Callable[[str], str]) -> Iterator[ConfigError]:
+        """Check every field, setting the canonical values and the derived ones; yields
+        each problem (the first stops a construction)."""
         set_ = object.__setattr__
+        bad: set[str] = set()
         if self.impact is None:
             set_(self, "impact", "none")
         # the order's size first: its message is the order's (a finite number > 0)
         try:
             qty, unit = order_size(self.notional, self.quantity,
                                    names=(n("notional"), n("quantity")))
+            set_(self, "notional" if unit == "quote" else "quantity", qty)
         except ValueError as e:
-            raise ConfigError(str(e), ("notional", "quantity")) from None
-        set_(self, "notional" if unit == "quote" else "quantity", qty)
-        for f in fields(self):
-            if f.init and f.name in FIELDS and f.name not in ("notional", "quantity"):
-                try:
-                    set_(self, f.name, check_value(f.name, getattr(self, f.name), n(f.name)))
-                except ConfigError:
-                    raise
-                except (TypeError, ValueError) as e:  # a time that does not parse
-                    raise ConfigError(str(e), (f.name,)) from None
+            yield ConfigError(str(e), ("notional", "quantity"))
+            qty, unit = 1.0, "quote"  # the rest is still checked
+        for name in FIELDS:
+            if name in ("notional", "quantity"):
+                continue
+            try:
+                set_(self, name, check_value(name, getattr(self, name), n(name)))
+            except ConfigError as e:
+                bad.add(name)
+                yield e
+            except (TypeError, ValueError) as e:  # a time that does not parse
+                bad.add(name)
+                yield ConfigError(str(e), (name,))
         if self.impact == "none":
             set_(self, "impact", None)
-        set_(self, "order", self._order(qty, unit, n))
-        self._check_range(n)
-        set_(self, "maker_taker", self._model("maker_taker_model", n))
-        set_(self, "slippage", self._model("slippage_model", n))
+        if {"inst", "side", "order_type", "fee_tier"} & bad:
+            return  # no order to check further
+        yield from self._order(qty, unit, n)
+        if not {"start", "end"} & bad:
+            yield from self._check_range(n)
+        for key in ("maker_taker_model", "slippage_model"):
+            yield from self._model(key, n)
 
-    def _order(self, qty: float, unit: str, n: Callable[[str], str]) -> OrderSpec:
+    def _order(self, qty: float, unit: str, n: Callable[[str], str]) -> Iterator[ConfigError]:
         from simlab.okx.fees import FeeTierError
         from simlab.okx.instruments import inst_type
 
         both = ("maker_fee", "taker_fee")
-        if (self.maker_fee is None) != (self.taker_fee is None):
-            raise ConfigError(f"give both {n(both[0])} and {n(both[1])}, or neither", both)
         rates = None
-        if self.maker_fee is not None:
+        if (self.maker_fee is None) != (self.taker_fee is None):
+            yield ConfigError(f"give both {n(both[0])} and {n(both[1])}, or neither", both)
+        elif self.maker_fee is not None:
             try:
                 rates = FeeRates(maker=self.maker_fee, taker=self.taker_fee)
             except (TypeError, ValueError) as e:
-                raise ConfigError(str(e), both, lead=True, naming=n) from None
-        order = OrderSpec(self.inst, self.side, qty, unit, self.order_type, self.fee_tier,
-                          rates)
+                yield ConfigError(str(e), both, lead=True, naming=n)
+                return
+        try:
+            order = OrderSpec(self.inst, self.side, qty, unit, self.order_type,
+                              self.fee_tier, rates)
+        except ValueError as e:
+            yield ConfigError(str(e), ("inst",))
+            return
+        object.__setattr__(self, "order", order)
         if rates is None:
             it = inst_type(self.inst)
             try:
                 order.fees(it)  # a tier the table lacks fails before any work
             except FeeTierError as e:
-                raise ConfigError(f"{self.fee_tier!r} for {self.inst} ({it}): {e}",
-                                  ("fee_tier",), lead=True, naming=n) from None
-        return order
+                yield ConfigError(f"{self.fee_tier!r} for {self.inst} ({it}): {e}",
+                                  ("fee_tier",), lead=True, naming=n)
 
-    def _check_range(self, n: Callable[[str], str]) -> None:
+    def _check_range(self, n: Callable[[str], str]) -> Iterator[ConfigError]:
         from simlab.feed.source import to_ns
 
         if self.start is not None and self.end is not None and (
                 to_ns(self.start) >= to_ns(self.end)):
-            raise ConfigError(f"{n('start')} {self.start} must be before {n('end')} "
+            yield ConfigError(f"{n('start')} {self.start} must be before {n('end')} "
                               f"{self.end}", ("start", "end"))
 
-    def _model(self, key: str, n: Callable[[str], str]) -> Any:
-        from .model_use import check_slippage_model, load_maker_taker_model, load_slippage_model
+    def _model(self, key: str, n: Callable[[str], str]) -> Iterator[ConfigError]:
+        from .model_use import check_slippage_model
 
         value = getattr(self, key)
+        attr = "maker_taker" if key == "maker_taker_model" else "slippage"
+        object.__setattr__(self, attr, None)
         if value is None:
-            return None
+            return
         if key == "maker_taker_model" and self.order_type != "limit":
-            raise ConfigError(f"{n(key)} prices limit orders: add {n('order_type')} limit "
+            yield ConfigError(f"{n(key)} prices limit orders: add {n('order_type')} limit "
                               "(a market order is always taker)", (key, "order_type"))
+            return
         try:
             if not isinstance(value, str):
-                return (check_slippage_model(value, self.side) if key == "slippage_model"
-                        else value)
-            return (load_slippage_model(value, self.side, None) if key == "slippage_model"
-                    else load_maker_taker_model(value, None))
+                model = (check_slippage_model(value, self.side) if key == "slippage_model"
+                         else value)
+            else:
+                model = _load(key, value, self.side if key == "slippage_model" else None)
         except ValueError as e:
-            raise ConfigError(str(e), (key,), lead=True, naming=n) from None
+            yield ConfigError(str(e), (key,), lead=True, naming=n)
+            return
+        object.__setattr__(self, attr, model)
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -379,27 +423,7 @@ class RunConfig:
         ...
         simlab.sim.config.ConfigError: unknown run parameter 'size'; known: inst, side, ...
         """
-        kw = dict(kw)
-        for k, v in (kw.pop("overrides", None) or {}).items():
-            if k not in IMPACT_OVERRIDES:
-                raise ConfigError(f"overrides: unknown impact parameter {k!r}; known: "
-                                  f"{', '.join(IMPACT_OVERRIDES)}", ("impact",))
-            kw.setdefault(k, v)
-        if "model" in kw:
-            kw["maker_taker_model"] = kw.pop("model")
-        out: dict[str, Any] = {}
-        for k, v in kw.items():
-            try:
-                f = resolve(k)
-            except KeyError:
-                known = ", ".join(FIELDS)
-                raise ConfigError(f"unknown run parameter {k!r}; known: {known}",
-                                  ()) from None
-            if f in out:
-                raise ConfigError(f"{k!r} and {_SYMBOL.get(f, f)!r} name the same parameter "
-                                  f"({f}): give one", (f,))
-            out[f] = v
-        return cls(**out, names=names)
+        return cls(**_fields_of(kw), names=names)
 
     @classmethod
     def from_order(cls, order: OrderSpec, **kw: Any) -> RunConfig:
@@ -451,6 +475,53 @@ class RunConfig:
             v = getattr(self, k)
             out[k] = v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
         return out
+
+
+def _naming(names: str | Callable[[str], str]) -> Callable[[str], str]:
+    return _NAMINGS[names] if isinstance(names, str) else names
+
+
+def _fields_of(kw: Mapping[str, Any]) -> dict[str, Any]:
+    """``kw`` by field name: aliases resolved, ``overrides`` and ``model`` unpacked."""
+    kw = dict(kw)
+    for k, v in (kw.pop("overrides", None) or {}).items():
+        if k not in IMPACT_OVERRIDES:
+            raise ConfigError(f"overrides: unknown impact parameter {k!r}; known: "
+                              f"{', '.join(IMPACT_OVERRIDES)}", ())
+        kw.setdefault(k, v)
+    if "model" in kw:
+        kw["maker_taker_model"] = kw.pop("model")
+    out: dict[str, Any] = {}
+    for k, v in kw.items():
+        try:
+            f = resolve(k)
+        except KeyError:
+            raise ConfigError(f"unknown run parameter {k!r}; known: {', '.join(FIELDS)}",
+                              ()) from None
+        if f in out:
+            raise ConfigError(f"{k!r} and {_SYMBOL.get(f, f)!r} name the same parameter "
+                              f"({f}): give one", (f,))
+        out[f] = v
+    return out
+
+
+def _load(key: str, path: str, side: str | None) -> Any:
+    """A model file loaded (and checked for ``side``), once while the file is unchanged: a
+    sweep builds a RunConfig per cell."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None  # the loader says what is wrong
+    return _load_cached(key, path, side, stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(key: str, path: str, side: str | None, stamp: Any) -> Any:
+    from .model_use import load_maker_taker_model, load_slippage_model
+
+    return (load_slippage_model(path, side, None) if key == "slippage_model"
+            else load_maker_taker_model(path, None))
 
 
 def run_config(values: Mapping[str, Any], names: str | Callable[[str], str] = "field"

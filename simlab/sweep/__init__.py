@@ -4,16 +4,9 @@ with the results as one tidy table and a Parquet dataset; comparison helpers (pi
 heatmap, lines, compare, plot_compare) for the results."""
 
 from .compare import compare, heatmap, lines, params, pivot, plot_compare, rank, varying
-from .executors import InlineExecutor, load_results, make_executor
-from .run import (
-    METRICS,
-    RESULT_COLUMNS,
-    RESULT_SCHEMA,
-    SweepResult,
-    metrics,
-    run_cell,
-    run_sweep,
-)
+from .executors import InlineExecutor, make_executor
+from .results import METRICS, RESULT_COLUMNS, RESULT_SCHEMA, load_results
+from .run import SweepResult, metrics, run_cell, run_sweep
 from .spec import PARAMS, Cell, Dist, RandomSpec, SpecError, SweepSpec, defaults
 
 __all__ = ["METRICS", "PARAMS", "RESULT_COLUMNS", "RESULT_SCHEMA", "Cell", "Dist",

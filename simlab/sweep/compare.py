@@ -25,12 +25,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+
+from simlab.extras import require
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["compare", "heatmap", "incomplete", "lines", "params", "pivot", "plot_compare",
            "rank", "varying"]
@@ -424,7 +427,10 @@ def _metric(df: pd.DataFrame, name: str, what: str, side: str = "results") -> st
 
 
 def _axes(ax: Axes | None) -> Axes:
-    return Figure(figsize=(6.4, 4.2), layout="constrained").add_subplot() if ax is None else ax
+    if ax is not None:
+        return ax
+    figure = require("matplotlib.figure", feature="sweep plots").Figure
+    return figure(figsize=(6.4, 4.2), layout="constrained").add_subplot()
 
 
 def _same(u: Any, v: Any) -> bool:

@@ -11,7 +11,8 @@
   need simlab installed and access to the recordings (a shared path or object storage, see
   docs/recording-format.md); results come back to this process, which writes them.
 
-:func:`load_results` reads a sweep's output folder back as one table.
+:func:`~simlab.sweep.results.load_results` (re-exported here) reads a sweep's output
+folder back as one table.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from simlab.extras import require
+
+from .results import load_results
 
 EXECUTORS = ("inline", "local", "dask://HOST:PORT")
 
@@ -86,11 +89,9 @@ def _ignore_sigint() -> None:
 
 
 def _is_client(obj: Any) -> bool:
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - a declared dependency
-        return False
-    return isinstance(obj, Client)
+    # a Client exists only once distributed is imported: no import (nor extra) needed here
+    mod = sys.modules.get("distributed")
+    return mod is not None and isinstance(obj, mod.Client)
 
 
 def make_executor(kind: Any = "local", workers: int | None = None) -> Executor:
@@ -117,7 +118,7 @@ def make_executor(kind: Any = "local", workers: int | None = None) -> Executor:
                                    mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_ignore_sigint)
     if isinstance(kind, str) and kind.startswith(("dask://", "tcp://", "tls://")):
-        from distributed import Client
+        Client = require("distributed", feature="a Dask sweep executor").Client
 
         address = "tcp://" + kind.removeprefix("dask://") if kind.startswith("dask://") else kind
         if address in ("tcp://", "tcp://:"):
@@ -145,19 +146,5 @@ def executor_slots(ex: Executor) -> int:
     return os.cpu_count() or 4
 
 
-def load_results(out: str | os.PathLike) -> pd.DataFrame:
-    """Every cell row of a sweep output folder (``out/cells/*.parquet``), sorted by cell id;
-    an empty table with the result columns when there are none.
-
-    >>> load_results("/nonexistent").columns[:3].tolist()
-    ['cell', 'status', 'error']
-    """
-    import pyarrow.dataset as ds
-
-    from .run import RESULT_SCHEMA
-
-    cells = Path(out) / "cells"
-    if not cells.is_dir() or not any(cells.glob("*.parquet")):
-        return RESULT_SCHEMA.empty_table().to_pandas()
-    t = ds.dataset(cells, format="parquet", schema=RESULT_SCHEMA).to_table()
-    return t.to_pandas().sort_values("cell", kind="stable").reset_index(drop=True)
+__all__ = ["EXECUTORS", "DaskExecutor", "InlineExecutor", "executor_slots", "load_results",
+           "make_executor"]

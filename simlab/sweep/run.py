@@ -37,33 +37,12 @@ import pyarrow.parquet as pq
 from simlab import __version__
 from simlab.store.atomic import atomic_write
 
-from .executors import InlineExecutor, executor_slots, load_results, make_executor
-from .spec import PARAMS, Cell, SweepSpec
+from .executors import InlineExecutor, executor_slots, make_executor
+from .results import METRICS, RESULT_SCHEMA, load_results
+from .spec import Cell, SweepSpec, cell_config
 
 log = logging.getLogger(__name__)
 
-#: Summary metrics of a cell, in column order (bps of the filled notional; see
-#: :mod:`simlab.sim.costs`). The cost percentiles and means are over the ticks where the
-#: book filled the whole order (with finite values): a partial fill's cost is not the
-#: order's. ``complete_share``, ``incomplete_ticks`` and ``filled_share_*`` (filled /
-#: requested, over all ticks) say how often the book could not fill it.
-METRICS = ("ticks", "net_bps_mean", "net_bps_p10", "net_bps_p50", "net_bps_p90",
-           "net_bps_p99", "slippage_bps_mean", "slippage_bps_p50", "slippage_bps_p90",
-           "fee_bps_mean", "impact_bps_mean", "maker_prob_mean", "complete_share",
-           "slippage_model_bps_mean", "incomplete_ticks", "filled_share_mean",
-           "filled_share_min")
-#: Metrics that count ticks (integers; the others are floats).
-COUNT_METRICS = ("ticks", "incomplete_ticks")
-_ARROW = {"str": pa.string(), "time": pa.string(), "float": pa.float64(), "int": pa.int64()}
-#: The schema of every result row (and of every ``out/cells`` file).
-RESULT_SCHEMA = pa.schema(
-    [("cell", pa.string()), ("status", pa.string()), ("error", pa.string()),
-     ("model_warning", pa.string()), ("simlab_version", pa.string()),
-     ("recording", pa.string()), ("inst", pa.string())]
-    + [(f"p_{k}", _ARROW[p.kind]) for k, p in PARAMS.items()]
-    + [(m, pa.int64() if m in COUNT_METRICS else pa.float64()) for m in METRICS]
-    + [("seconds", pa.float64())])
-RESULT_COLUMNS = tuple(RESULT_SCHEMA.names)
 #: Key of the per-tick table in a :func:`run_cell` row made with ``keep_ticks=True``.
 TICKS_KEY = "_ticks"
 
@@ -143,51 +122,26 @@ def _calibration(recording: str, inst: str, channel: str, ct_val: float | None) 
     return calibrate_recording(rec, inst, channel=channel, instrument=instrument)
 
 
-@functools.lru_cache(maxsize=16)
-def _slippage_model(path: str, side: str) -> Any:
-    from simlab.sim.model_use import load_slippage_model
-
-    return load_slippage_model(path, side, "slippage_model")
-
-
-@functools.lru_cache(maxsize=16)
-def _model(path: str) -> Any:
-    from simlab.sim.model_use import load_maker_taker_model
-
-    return load_maker_taker_model(path, "maker_taker_model")
-
-
-def _price(cell: Cell) -> pd.DataFrame:
+def _price(cell: Cell) -> tuple[pd.DataFrame, str | None]:
     """The per-tick table of one cell (what ``simlab replay`` computes for these params) and
     its ``model_warning``."""
-    from simlab.models.fees import FeeRates
-    from simlab.sim.order import OrderSpec, order_size
     from simlab.sim.run import impact_params, price_recording
 
-    p = cell.params
-    rates = (FeeRates(maker=p["maker_fee"], taker=p["taker_fee"])
-             if p["maker_fee"] is not None else None)
-    qty, unit = order_size(p["notional"], p["quantity"])
-    order = OrderSpec(cell.inst, p["side"], qty, unit, p["order_type"], p["fee_tier"], rates)
-    # a market order is always taker: the model would not change a number
-    model = (_model(p["maker_taker_model"])
-             if p["maker_taker_model"] and order.order_type == "limit" else None)
-    slip = _slippage_model(p["slippage_model"], p["side"]) if p["slippage_model"] else None
-    impact = None
-    if p["impact"] == "calibrate":
-        given = {k: p[k] for k in ("sigma", "eta", "gamma", "epsilon") if p[k] is not None}
+    cfg = cell_config(cell)
+    if cfg.calibrate:
+        given = cfg.overrides
         if not set(given) >= {"sigma", "eta", "gamma"}:
             # the cached fit, then the overrides: what impact_params would do uncached
-            cal = _calibration(cell.recording, cell.inst, p["channel"], p["ct_val"])
+            cal = _calibration(cell.recording, cell.inst, cfg.channel, cfg.ct_val)
             given = {"sigma": cal.sigma, "eta": cal.eta, "gamma": cal.gamma,
                      "epsilon": cal.epsilon, **given}
-        impact, _ = impact_params(cell.recording, order, T=p["T"], N=p["N"], lam=p["lam"],
-                                  channel=p["channel"], overrides=given)
-    res, info = price_recording(cell.recording, order, channel=p["channel"], start=p["start"],
-                             end=p["end"], impact=impact, model=model, ct_val=p["ct_val"],
-                             slippage_model=slip, time_basis=p["time_basis"])
-    return res.table, _model_warning({"maker_taker_model": model, "slippage_model": slip},
-                                     info)
+        impact, _ = impact_params(cell.recording, cfg.order, T=cfg.impact_horizon,
+                                  N=cfg.impact_steps, lam=cfg.risk_aversion,
+                                  channel=cfg.channel, overrides=given)
+        cfg = cfg.with_(impact=impact)
+    res, info = price_recording(cell.recording, cfg)
+    return res.table, _model_warning({"maker_taker_model": cfg.maker_taker,
+                                      "slippage_model": cfg.slippage}, info)
 
 
 def _model_warning(models: dict[str, Any], info: dict[str, Any]) -> str | None:

@@ -46,8 +46,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from simlab.feed.replay import TIME_BASES
-from simlab.sim.order import ORDER_TYPES, SIDES
+from simlab.extras import require
+from simlab.sim.config import FIELDS, ConfigError, RunConfig, check_value, resolve, sweep_name
 
 
 class SpecError(ValueError):
@@ -64,39 +64,17 @@ class Param:
     help: str
 
 
-#: Every parameter the cell runner understands, in result-column order.
+#: Fields of a run that are not swept: the instrument is a sweep axis of its own, a sweep
+#: runs columnar and its metrics cover the complete ticks.
+_NOT_SWEPT = ("inst", "mode", "include_incomplete")
+#: Every parameter the cell runner understands, in result-column order: the fields of
+#: :class:`~simlab.sim.config.RunConfig`, named by their published symbol where they have
+#: one (``T``, ``N``, ``lam``: the names cell ids and result columns were made with), with
+#: RunConfig's defaults. A grid may also name them by field (``impact_horizon``).
 PARAMS: dict[str, Param] = {
-    "side": Param("str", "buy", "order side: buy or sell"),
-    "notional": Param("float", None, "order size in quote currency (or quantity)"),
-    "quantity": Param("float", None, "order size in base currency (or notional)"),
-    "order_type": Param("str", "market", "market or limit"),
-    "fee_tier": Param("str", "Lv1", "OKX fee tier (Lv1, VIP1 ...)"),
-    "maker_fee": Param("float", None, "maker rate override, fraction (with taker_fee)"),
-    "taker_fee": Param("float", None, "taker rate override, fraction (with maker_fee)"),
-    "ct_val": Param("float", None, "contract value override, base units"),
-    "channel": Param("str", "books", "book channel"),
-    "impact": Param("str", "calibrate", "calibrate (from the recording) or none"),
-    "sigma": Param("float", None, "impact: volatility override"),
-    "eta": Param("float", None, "impact: temporary impact override"),
-    "gamma": Param("float", None, "impact: permanent impact override"),
-    "epsilon": Param("float", None, "impact: fixed cost override"),
-    "lam": Param("float", 1e-6, "impact: risk aversion lambda"),
-    "T": Param("float", 60.0, "impact: execution horizon, seconds"),
-    "N": Param("int", 60, "impact: steps"),
-    "maker_taker_model": Param("str", None, "a trained maker/taker model JSON (limit orders)"),
-    "slippage_model": Param("str", None, "a trained slippage model JSON: its prediction "
-                            "beside the walk-the-book slippage (same side)"),
-    "start": Param("time", None, "start time, ISO 8601 UTC (on the time_basis clock)"),
-    "end": Param("time", None, "end time, ISO 8601 UTC (on the time_basis clock)"),
-    "time_basis": Param("str", "exchange", "clock of start/end: exchange (the exchange's "
-                        "message time, what simlab verify prints) or recv (receive time)"),
-}
-IMPACT_MODES = ("calibrate", "none")
+    sweep_name(name): Param("str" if f.kind == "path" else f.kind, f.default, f.help)
+    for name, f in FIELDS.items() if name not in _NOT_SWEPT}
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-_CHOICES = {"side": SIDES, "order_type": ORDER_TYPES, "impact": IMPACT_MODES,
-            "time_basis": TIME_BASES}
-_POSITIVE = {"notional", "quantity", "ct_val", "T", "N"}
-_NON_NEGATIVE = {"sigma", "eta", "gamma", "epsilon", "lam"}
 #: Parameters added after the first sweeps: left out of a cell's id while unset, so cells
 #: computed before they existed keep their ids (a resumed sweep still skips them).
 _ID_OPTIONAL = ("slippage_model",)
@@ -138,37 +116,50 @@ def normalize(name: str, value: Any, where: str = "parameters") -> Any:
     ...
     simlab.sweep.spec.SpecError: parameters: side must be one of ('buy', 'sell'), got 'hold'
     """
-    if name not in PARAMS:
+    key = param_key(name)
+    if key is None:
         raise _unknown(name, where)
-    p = PARAMS[name]
-    if name == "impact" and value is None:
+    if key == "impact" and value is None:
         return "none"
-    if value is None:
-        if p.default is not None:
-            raise SpecError(f"{where}: {name} cannot be null (default {p.default!r})")
+    if PARAMS[key].kind == "time" and value is not None:
+        return _time(value, f"{where}: {key}")
+    try:
+        return check_value(resolve(key), value, key)
+    except ConfigError as e:
+        raise SpecError(f"{where}: {e}") from None
+
+
+def param_key(name: Any) -> str | None:
+    """The parameter ``name`` stands for (itself, or a RunConfig field's sweep name, e.g.
+    ``impact_horizon`` is ``T``); None when it is neither.
+
+    >>> param_key("impact_steps"), param_key("N"), param_key("size")
+    ('N', 'N', None)
+    """
+    if not isinstance(name, str):
         return None
-    if p.kind == "time":
-        return _time(value, f"{where}: {name}")
-    if p.kind == "str":
-        if not isinstance(value, str) or not value:
-            raise SpecError(f"{where}: {name} must be a non-empty string, got {value!r}")
-        if name in _CHOICES and value not in _CHOICES[name]:
-            raise SpecError(f"{where}: {name} must be one of {_CHOICES[name]}, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-            value):
-        raise SpecError(f"{where}: {name} must be a finite number, got {value!r}")
-    if p.kind == "int":
-        if value != int(value):
-            raise SpecError(f"{where}: {name} must be an integer, got {value!r}")
-        value = int(value)
-    else:
-        value = float(value)
-    if name in _POSITIVE and value <= 0:
-        raise SpecError(f"{where}: {name} must be > 0, got {value!r}")
-    if name in _NON_NEGATIVE and value < 0:
-        raise SpecError(f"{where}: {name} must be >= 0, got {value!r}")
-    return value
+    if name in PARAMS:
+        return name
+    try:
+        key = sweep_name(resolve(name))
+    except KeyError:
+        return None
+    return key if key in PARAMS else None
+
+
+def _keyed(values: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """``values`` by parameter name (fields named as RunConfig does, mapped); names that are
+    no parameter, or two names of one, are problems."""
+    out: dict[str, Any] = {}
+    for name, v in values.items():
+        key = param_key(name)
+        if key is None:
+            problems.append(str(_unknown(name, where)))
+        elif key in out:
+            problems.append(f"{where}: {name!r} and {key!r} name the same parameter")
+        else:
+            out[key] = v
+    return out
 
 
 @dataclass(frozen=True)
@@ -240,8 +231,12 @@ class RandomSpec:
                             "{notional: {loguniform: [100, 100000]}}")
         dists = {}
         for name, d in self.params.items():
-            if name not in PARAMS:
+            if param_key(name) is None:
                 raise _unknown(name, "random")
+            if param_key(name) in dists:
+                raise SpecError(f"random: {name!r} and {param_key(name)!r} name the same "
+                                "parameter")
+            name = param_key(name)
             if not isinstance(d, Dist):
                 raise SpecError(f"random: {name}: expected a Dist, got {d!r}")
             kind = PARAMS[name].kind
@@ -334,13 +329,27 @@ def defaults() -> dict[str, Any]:
     return {k: p.default for k, p in PARAMS.items()}
 
 
-def _check_cell(params: dict[str, Any]) -> None:
-    if (params["notional"] is None) == (params["quantity"] is None):
-        raise SpecError("give the order size as notional (quote) or quantity (base), exactly "
-                        f"one; got notional={params['notional']!r}, "
-                        f"quantity={params['quantity']!r}")
-    if (params["maker_fee"] is None) != (params["taker_fee"] is None):
-        raise SpecError("give both maker_fee and taker_fee, or neither")
+def config_values(inst: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`~simlab.sim.config.RunConfig` fields of a cell's parameters: a market
+    order's cell prices no maker/taker model (always taker: the model would not change a
+    number), so a grid may cross models with order types.
+
+    >>> config_values("BTC-USDT", {**defaults(), "notional": 1.0})["impact_horizon"]
+    60.0
+    """
+    values = {resolve(k): v for k, v in params.items()}
+    if values["order_type"] != "limit":
+        values["maker_taker_model"] = None
+    return {"inst": inst, **values}
+
+
+def cell_config(cell: Cell, **kw: Any) -> RunConfig:
+    """The RunConfig a cell prices (``kw``: fields given instead, e.g. loaded models).
+
+    >>> cell_config(Cell("rec", "BTC-USDT", {**defaults(), "notional": 1.0})).order.quantity
+    1.0
+    """
+    return RunConfig.build(names="sweep", **{**config_values(cell.inst, cell.params), **kw})
 
 
 _BAD = object()  # a value that failed its check (already reported)
@@ -356,52 +365,16 @@ def _combinations(spec: SweepSpec) -> list[dict[str, Any]]:
 
 
 def _cell_problems(spec: SweepSpec) -> list[str]:
-    """What would make a cell fail for its parameters (not its data): every distinct
-    problem once, naming the parameter's grid key."""
-    from simlab.models.fees import FeeRates
-    from simlab.okx.fees import FeeTierError
-    from simlab.okx.fees import fee_rates as okx_fee_rates
-    from simlab.okx.rest import inst_type
+    """What would make a cell fail for its parameters (not its data), as RunConfig finds it:
+    every distinct problem once, naming the parameter's grid key."""
+    def where(name: str) -> str:
+        return spec.where(sweep_name(name))
 
     found: dict[str, None] = {}
-    models: dict[tuple[str, str, str], None] = {}
     for p in _combinations(spec):
-        try:
-            _check_cell(p)
-        except SpecError as e:
-            found[str(e)] = None
-        if p["start"] is not None and p["end"] is not None and p["start"] >= p["end"]:
-            found[f"{spec.where('start')} / {spec.where('end')}: start {p['start']} must be "
-                  f"before end {p['end']}"] = None
-        if p["maker_fee"] is not None and p["taker_fee"] is not None:
-            try:
-                FeeRates(maker=p["maker_fee"], taker=p["taker_fee"])
-            except (TypeError, ValueError) as e:
-                found[f"{spec.where('maker_fee')} / {spec.where('taker_fee')}: {e}"] = None
-        else:
-            for inst in spec.insts:
-                it = inst_type(inst)
-                try:
-                    okx_fee_rates(p["fee_tier"], it)
-                except FeeTierError as e:
-                    found[f"{spec.where('fee_tier')}: {p['fee_tier']!r} for {inst} "
-                          f"({it}): {e}"] = None
-        if p["maker_taker_model"] and p["order_type"] == "limit":
-            models[("maker_taker_model", p["maker_taker_model"], "")] = None
-        if p["slippage_model"]:
-            models[("slippage_model", p["slippage_model"], p["side"])] = None
-    for key, path, side in models:
-        from simlab.sim.model_use import load_maker_taker_model, load_slippage_model
-
-        where = spec.where(key)
-        try:
-            if key == "maker_taker_model":
-                load_maker_taker_model(path, where)
-            else:
-                load_slippage_model(path, side, where)
-        except ValueError as e:
-            text = str(e)
-            found[text if text.startswith(where) else f"{where}: {text}"] = None
+        for inst in spec.insts:
+            for e in RunConfig.problems(names="sweep", **config_values(inst, p)):
+                found[e.under(where)] = None
     return list(found)
 
 
@@ -457,10 +430,7 @@ class SweepSpec:
                 return _BAD
 
         grid = {}
-        for name, values in self.grid.items():
-            if name not in PARAMS:
-                problems.append(str(_unknown(name, "grid")))
-                continue
+        for name, values in _keyed(self.grid, "grid", problems).items():
             if not isinstance(values, (list, tuple)) or not values:
                 problems.append(f"grid: {name}: expected a non-empty list of values, got "
                                 f"{values!r}")
@@ -471,7 +441,7 @@ class SweepSpec:
                 problems.append(f"grid: {name}: duplicate values in {list(vals)}")
             grid[name] = tuple(dict.fromkeys(vals))
         fixed = {}
-        for name, v in self.fixed.items():
+        for name, v in _keyed(self.fixed, "fixed", problems).items():
             v = check(normalize, name, v, "fixed")
             if v is not _BAD:
                 fixed[name] = v
@@ -512,9 +482,7 @@ class SweepSpec:
 
     def cells(self) -> list[Cell]:
         """Every cell, in a deterministic order (duplicate random draws kept once)."""
-        params = _combinations(self)
-        for p in params:
-            _check_cell(p)
+        params = _combinations(self)  # each checked when the spec was made
         out, seen = [], set()
         for rec in self.recordings:
             for inst in self.insts:
@@ -548,7 +516,7 @@ class SweepSpec:
 
     def to_yaml(self, path: str | os.PathLike | None = None) -> str:
         """The spec as YAML text; also written to ``path`` when given."""
-        import yaml
+        yaml = require("yaml", feature="sweep spec files")
 
         text = yaml.safe_dump(self.as_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
@@ -584,7 +552,7 @@ class SweepSpec:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **kw: Any) -> SweepSpec:
         """Read a YAML spec file (errors name the file); ``kw`` as in :meth:`from_dict`."""
-        import yaml
+        yaml = require("yaml", feature="sweep spec files")
 
         try:
             doc = yaml.safe_load(Path(path).read_text())
