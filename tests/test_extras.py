@@ -202,10 +202,6 @@ NOT_YET_REQUIRED = {
     "simlab/sim/train.py": "F: TrainResult.plot: require('matplotlib.pyplot', ...)",
     "simlab/monitor/report.py": "G/E: the plot_* functions: require('matplotlib.pyplot', ...)",
     "simlab/emulator/plot.py": "G: require('matplotlib') at its top",
-    "simlab/sweep/compare.py": "D: require('matplotlib.figure', ...)",
-    "simlab/sweep/executors.py": "D: require('distributed', ...)",
-    "simlab/sweep/spec.py": "D: require('yaml', ...)",
-    "simlab/cli/sweep.py": "D: require('yaml', ...)",
 }
 
 
