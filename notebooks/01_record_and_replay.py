@@ -54,7 +54,7 @@ from simlab.sim import OrderSpec, price_recording
 from simlab.sim.report import plot_costs
 from simlab.sim.summary import format_summary
 from simlab.store import Recording, format_report, verify
-from simlab.store.recorder import Recorder
+from simlab.record import Recorder
 
 out = Path(OUT) if OUT else Path(tempfile.mkdtemp(prefix="simlab-nb01-")) / "rec"
 

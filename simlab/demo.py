@@ -193,12 +193,12 @@ def live_demo(out: Path, seconds: float) -> list[str]:
     from simlab.emulator.testing import start_emulator
     from simlab.feed.live import FrameTap
     from simlab.models.impact import ACParams
+    from simlab.record import Recorder
     from simlab.sim.order import OrderSpec
     from simlab.sim.pipeline import CostPipeline
     from simlab.sim.report import write_report
     from simlab.sim.run import price_recording
     from simlab.sim.summary import format_summary
-    from simlab.store.recorder import Recorder
 
     problems = []
     order = OrderSpec(**LIVE_ORDER)

@@ -19,8 +19,8 @@ from simlab.emulator.clock import ManualClock, SystemClock, parse_start
 from simlab.emulator.offline import write_synthetic_recording
 from simlab.emulator.testing import RandomMarket, client, recv, run, subscribe
 from simlab.okx import parse_frame
+from simlab.record import Recorder
 from simlab.store import Recording
-from simlab.store.recorder import Recorder
 
 FAST = {"snapshot_timeout": 0.5, "backoff_base": 0.05, "backoff_max": 0.2,
         "ping_interval": 2.0, "pong_timeout": 2.0, "close_timeout": 0.5, "open_timeout": 2.0}

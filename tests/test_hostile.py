@@ -552,7 +552,7 @@ def test_hostile_corpus_imports_every_frame_as_malformed(tmp_path, capsys, fmt):
 
 # -- live: the emulator sends the corpus to a real Recorder -----------------------------
 def test_hostile_corpus_live_is_recorded_as_malformed(emulator_factory, tmp_path):
-    from simlab.store.recorder import Recorder
+    from simlab.record import Recorder
 
     insts = ("BTC-USDT",)
     emu = emulator_factory(RandomMarket(seed=3, rate=200, instruments=list(insts)),
@@ -633,7 +633,7 @@ def test_a_frame_the_live_client_fails_on_is_stored_as_malformed(emulator_factor
     the frame: it is passed on as malformed, counted, and the recording goes on."""
     from simlab.okx.client import OkxClient
     from simlab.okx.normalize import STORED_MALFORMED
-    from simlab.store.recorder import Recorder
+    from simlab.record import Recorder
 
     def broken(self, c, msg, payload, recv_ns):
         raise RuntimeError("injected bug in trade handling")

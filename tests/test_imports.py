@@ -29,7 +29,7 @@ def test_verify_is_the_function_not_the_module():
 
 def test_the_recorder_process_stays_light():
     code = ("import sys, simlab.cli\n"
-            "from simlab.store.recorder import Recorder, without_pandas\n"
+            "from simlab.record import Recorder, without_pandas\n"
             "assert without_pandas()\n"
             "heavy = [m for m in ('pandas', 'sklearn', 'matplotlib', 'scipy', 'dask',\n"
             "                     'pyarrow.dataset') if m in sys.modules]\n"

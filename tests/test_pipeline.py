@@ -27,12 +27,12 @@ from simlab.models.logistic import LogisticFillModel
 from simlab.models.maker_taker import QueueShareModel
 from simlab.models.slippage import slippage
 from simlab.okx.fees import FeeTierError
+from simlab.record import Recorder
 from simlab.sim import CostPipeline, OrderSpec, price_recording
 from simlab.sim.costs import CostConstants, tick_costs
 from simlab.sim.pipeline import RESULT_COLUMNS
 from simlab.sim.summary import format_summary
 from simlab.store import Recording, RecordingWriter
-from simlab.store.recorder import Recorder
 
 T0 = 1_700_000_000_000_000_000
 VIP1 = FeeRates(maker=0.00045, taker=0.0005)

@@ -17,11 +17,12 @@ import pytest
 from simlab.book import L2Book
 from simlab.emulator import Fault, FaultSpec
 from simlab.emulator.testing import RandomMarket, run
+from simlab.okx.integrity import BookIntegrity
 from simlab.okx.normalize import normalize_raw
+from simlab.record import RECORD_LOG, Recorder, RecordError
 from simlab.store import Recording, verify
-from simlab.store.recorder import RECORD_LOG, Recorder, RecordError
-from simlab.store.status import parse_duration
-from simlab.store.verify import BookChecker, stale_ranges
+from simlab.store.verify import stale_ranges
+from simlab.units import parse_duration
 
 INSTS = ("BTC-USDT", "ETH-USDT")
 SUBS = [(ch, i) for i in INSTS for ch in ("books", "trades")]
@@ -64,7 +65,7 @@ def replay_books(path) -> dict[tuple[str, str], L2Book]:
     """Every book of a recording rebuilt from raw (REST snapshots and stale updates as
     simlab verify treats them)."""
     rec = Recording(path)
-    checker = BookChecker(stale=stale_ranges(rec.manifest))
+    checker = BookIntegrity(L2Book, stale=stale_ranges(rec.manifest))
     for f in rec.iter_raw():
         n = normalize_raw(f.payload, f.conn, f.channel, f.inst, rec.wire_format)
         if n.kind == "book":

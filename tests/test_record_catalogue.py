@@ -18,8 +18,8 @@ import pytest
 
 from simlab.emulator import Fault, FaultSpec
 from simlab.emulator.testing import RandomMarket, run
+from simlab.record import Recorder
 from simlab.store import Recording, verify
-from simlab.store.recorder import Recorder
 
 BTC, ETH = INSTS = ("BTC-USDT", "ETH-USDT")
 SUBS = [(ch, i) for i in INSTS for ch in ("books", "trades")]

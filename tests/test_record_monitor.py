@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from simlab.emulator.testing import RandomMarket, run
+from simlab.jsonsafe import json_safe
 from simlab.monitor import Monitor
+from simlab.record import Recorder
 from simlab.store import Recording, verify
-from simlab.store.recorder import Recorder, json_safe
 
 INSTS = ("BTC-USDT", "ETH-USDT")
 SUBS = [(ch, i) for i in INSTS for ch in ("books", "trades")]

@@ -17,9 +17,9 @@ from support import subscribe_requests
 
 from simlab.emulator import Fault, FaultSpec
 from simlab.emulator.testing import RandomMarket, ScriptedMarket, run
+from simlab.record import Recorder, RefusedError
+from simlab.record.status import format_status
 from simlab.store import Recording, verify
-from simlab.store.recorder import Recorder, RefusedError
-from simlab.store.status import format_status
 
 INSTS = ["BTC-USDT", "ETH-USDT"]
 CLIENT = ["--client-option", "backoff_base=0.05", "--client-option", "close_timeout=0.5",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
+from dataclasses import fields
 
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration, duration_or_zero
 
-#: The recorder's default (simlab.store.recorder.OUTAGE_AFTER_S; not imported here: the
+#: The recorder's default (simlab.record.app.OUTAGE_AFTER_S; not imported here: the
 #: parser is built without loading the recorder).
 OUTAGE_AFTER_S = 90.0
 
@@ -63,9 +66,13 @@ def add(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _client_options(items: list[str]) -> dict:
-    from dataclasses import fields
+def client_options(items: list[str]) -> dict:
+    """``--client-option KEY=VALUE`` items as :class:`~simlab.okx.client.ClientConfig`
+    fields, each value converted to the field's type.
 
+    >>> client_options(["ping_interval=5", "resync=rest"])
+    {'ping_interval': 5.0, 'resync': 'rest'}
+    """
     from simlab.okx.client import ClientConfig
 
     types = {f.name: f.type for f in fields(ClientConfig)}
@@ -97,14 +104,18 @@ def _client_options(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
+    """Record as the ``simlab record`` arguments ``args`` say; the command's exit status
+    (0, or 1 on a write error or a refused subscription, 2 on bad options).
 
-    from simlab.store.recorder import Recorder, RecordError, without_pandas
+    >>> run(argparse.Namespace(client_option=["nope=1"]))  # doctest: +SKIP
+    2
+    """
+    from simlab.record.app import Recorder, RecordError
+    from simlab.record.nopandas import without_pandas
 
     without_pandas()
     try:
-        options = _client_options(args.client_option)
+        options = client_options(args.client_option)
         for key, value in (("ws_url", args.ws_url), ("rest_url", args.rest_url)):
             if value:
                 options[key] = value

@@ -32,18 +32,18 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simlab import __version__
-from simlab.okx import is_book
 from simlab.okx.frames import RawFrame
 from simlab.okx.normalize import WIRE_WS, Normalized, normalize, normalize_raw
 from simlab.okx.rest import REST_CONN
 
 from .atomic import crash_point, fsync_dir, hidden, rename_into_view
+from .checking import CheckingStage
 from .manifest import RecordingError, new_manifest, utc_now, write_manifest
 from .reader import Recording
 from .schema import (
@@ -61,10 +61,6 @@ from .schema import (
     partition_ok,
     utc_date,
 )
-from .verify import BookChecker
-
-if TYPE_CHECKING:
-    from simlab.monitor import Monitor
 
 log = logging.getLogger("simlab.store")
 
@@ -74,50 +70,11 @@ MAX_EXAMPLES = 20
 MAX_REASONS = 100
 _LOGGED_MALFORMED = 20
 _I64 = 2**63
-#: The stages a monitored writer times (``RecordingWriter(monitor=...)``), in order.
-MONITOR_STAGES = ("queue", "parse", "check", "store", "write")
-#: Frames whose stage times are buffered before they are handed to the monitor.
-_MONITOR_EVERY = 8192
-
 Key = tuple[str, str, str]  # channel, inst, date
-#: Frames of no stream (not counted per stream by a monitor, as not in the manifest's
-#: ``channels``).
-_NOT_STREAMS = frozenset(("malformed", "event", "pong"))
-
 
 def _dict_columns(schema: pa.Schema) -> list[str]:
     # Dictionary-encoding unique payloads only costs time; repeated strings gain from it.
     return [f.name for f in schema if f.name not in ("payload", "arrival", "recv_ns")]
-
-
-class _MonitorBuffer:
-    """What a monitored writer measured since it last handed it to its monitor: plain lists
-    of ints (no container allocated per frame: that would wake the garbage collector more
-    often, which costs more than the measuring) and, per partition, receive and exchange
-    times."""
-
-    __slots__ = ("check", "parse", "queue", "store", "streams", "write")
-
-    def __init__(self) -> None:
-        self.queue: list[int] = []
-        self.parse: list[int] = []
-        self.check: list[int] = []
-        self.store: list[int] = []
-        self.write: list[int] = []
-        # (channel, inst, date) -> (kind, receive ns, exchange ms or -1)
-        self.streams: dict[Key, tuple[str, list[int], list[int]]] = {}
-
-    def hand_over(self, m: Monitor) -> None:
-        for name in MONITOR_STAGES:
-            values = getattr(self, name)
-            if values:
-                m.add_many(name, values)
-                values.clear()
-        for (channel, inst, _), (kind, recv, ts) in self.streams.items():
-            if recv:
-                m.observe_arrays(kind, channel, inst, recv, ts)
-                recv.clear()
-                ts.clear()
 
 
 class PartFile:
@@ -341,25 +298,23 @@ def partition_of(norm: Normalized) -> tuple[str, str]:
 
 
 class RecordingWriter:
-    """Write a new recording directory.
+    """Write a new recording directory: store each frame (raw, and its normalised rows),
+    count it, keep the manifest, and commit part files (see the module docstring).
 
     ``source`` describes where the data comes from (``importer``, ``input`` ...), stored in
     the manifest. ``wire_format`` says how raw payloads are parsed (``"okx-ws"`` frames or
-    ``"okx-l2-history"`` lines). With ``check_books`` (default) every book stream is
-    rebuilt while writing, so gaps and checksum failures are recorded in the manifest.
+    ``"okx-l2-history"`` lines). With ``check_books`` (default) a
+    :class:`~simlab.store.checking.CheckingStage` rebuilds every book stream as its frames
+    are stored, so gaps and checksum failures are recorded in the manifest (``events``,
+    ``integrity``); without it the writer only stores.
 
-    ``monitor`` (a :class:`simlab.monitor.Monitor`): time the stages of every frame, ``parse``
-    (normalising it; frames given already normalised have none), ``check`` (the book
-    checker's sequence and checksum check: book frames only) and ``store`` (appending to
-    the buffers and counting), ``queue`` when the caller says how long frames waited
-    before they got here (appending ns to :attr:`queue_times`), and ``write`` (each call
-    that writes Parquet: a flush of buffered rows, or a rotation's sealing of its files,
-    fsync included; timed before the manifest that holds it is written, so not the
-    manifest write nor the renames into view after it); and count every data frame of a
-    stream with its receive and exchange times (feed latency, message rates). All of it is
-    buffered in plain lists and handed to the monitor every few thousand frames and by
-    :meth:`flush_monitor`.
-    ``manifest_hook``, if set, is called with the manifest just before every write of it.
+    Each frame goes through :meth:`store` (buffer and count), the check (:attr:`check`,
+    if any) and :meth:`write_if_full`; a caller that composes other stages (the live
+    recorder times each one, see :mod:`simlab.record.monitored`) calls them itself.
+    ``manifest_hooks`` are called with the manifest, in order, just before every write of
+    it; ``on_write``, if set, is called with how long each Parquet write took (ns: a flush
+    of buffered rows when they are full, or a rotation's sealing of its files, fsync
+    included, but not the manifest write nor the renames into view after it).
 
     >>> with RecordingWriter("rec", source={"importer": "demo"}) as w:  # doctest: +SKIP
     ...     w.add(b'{"event":"subscribe","arg":{"channel":"books","instId":"X"}}', 10**18)
@@ -369,7 +324,7 @@ class RecordingWriter:
     def __init__(self, path: str | Path, source: dict[str, Any] | None = None, *,
                  flush_rows: int = 100_000, flush_bytes: int = 64 << 20,
                  wire_format: str = WIRE_WS, check_books: bool = True,
-                 rotating: bool = False, monitor: Monitor | None = None):
+                 rotating: bool = False):
         self.path = Path(path)
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise RecordingError(f"{self.path}: already exists and is not an empty directory; "
@@ -382,7 +337,6 @@ class RecordingWriter:
         self.flush_rows, self.flush_bytes = flush_rows, flush_bytes
         self.rotating = rotating
         self.buffers = {d: DatasetBuffer(self.path, d, rotating) for d in (RAW, LEVELS, TRADES)}
-        self.checker = BookChecker() if check_books else None
         self.manifest = new_manifest(source, wire_format)
         self._arrival = 0
         self._bytes = 0
@@ -390,13 +344,10 @@ class RecordingWriter:
         self._channels: dict[str, Counter] = {}
         self._control: Counter = Counter()
         self._saved: dict[str, Any] = {}
-        self.monitor = monitor
-        # None: not monitored (the hot path tests this once per frame)
-        self._mon = _MonitorBuffer() if monitor is not None else None
-        #: With a monitor: a list to append how long each frame waited before it was added
-        #: (ns; e.g. in the recorder's queue), kept as the ``queue`` stage; else None.
-        self.queue_times: list[int] | None = self._mon.queue if self._mon is not None else None
-        self.manifest_hook: Callable[[dict[str, Any]], None] | None = None
+        self.manifest_hooks: list[Callable[[dict[str, Any]], None]] = []
+        self.on_write: Callable[[int], None] | None = None
+        #: The book check run on every stored frame (``check_books``), else None.
+        self.check: CheckingStage | None = CheckingStage(self) if check_books else None
         self._checkpoint()
         write_manifest(self.path, self.manifest)
 
@@ -419,14 +370,7 @@ class RecordingWriter:
     def add(self, payload: bytes, recv_ns: int, conn: int = 0) -> int:
         """Record one raw frame received at ``recv_ns`` (ns since the epoch, local clock);
         returns its arrival number (0, 1, 2 ... over the whole recording)."""
-        mb = self._mon
-        if mb is None:
-            return self.add_normalized(payload, normalize(payload, self.wire_format), recv_ns,
-                                       conn)
-        t = perf_counter_ns()
-        norm = normalize(payload, self.wire_format)
-        mb.parse.append(perf_counter_ns() - t)
-        return self.add_normalized(payload, norm, recv_ns, conn)
+        return self.add_normalized(payload, normalize(payload, self.wire_format), recv_ns, conn)
 
     def add_frame(self, frame: RawFrame) -> int:
         """Record a :class:`~simlab.okx.frames.RawFrame` as the live client yields it (a REST
@@ -436,21 +380,24 @@ class RecordingWriter:
         >>> w.add_frame(RawFrame(0, 10**18, 0, "_event", "_none", b"pong"))  # doctest: +SKIP
         0
         """
-        mb = self._mon
-        if mb is None:
-            norm = normalize_raw(frame.payload, frame.conn, frame.channel, frame.inst,
-                                 self.wire_format)
-            return self.add_normalized(frame.payload, norm, frame.recv_ns, frame.conn)
-        t = perf_counter_ns()
         norm = normalize_raw(frame.payload, frame.conn, frame.channel, frame.inst,
                              self.wire_format)
-        mb.parse.append(perf_counter_ns() - t)
         return self.add_normalized(frame.payload, norm, frame.recv_ns, frame.conn)
 
     def add_normalized(self, payload: bytes, norm: Normalized, recv_ns: int,
                        conn: int = 0) -> int:
         """Like :meth:`add` for a frame the caller has already normalised (importers use
-        the parse to derive receive times)."""
+        the parse to derive receive times): :meth:`store`, check, :meth:`write_if_full`."""
+        a = self.store(payload, norm, recv_ns, conn)
+        if self.check is not None:
+            self.check.frame(norm, a, conn)
+        self.write_if_full()
+        return a
+
+    def store(self, payload: bytes, norm: Normalized, recv_ns: int, conn: int = 0) -> int:
+        """Buffer one normalised frame (raw row, and its level or trade rows) and count it
+        in the manifest; returns its arrival number. Writes nothing: see
+        :meth:`write_if_full`."""
         if self._closed:
             raise RecordingError(f"{self.path}: writer is closed")
         if isinstance(payload, str):
@@ -462,8 +409,6 @@ class RecordingWriter:
         if not (isinstance(conn, int) and REST_CONN <= conn < 2**31):
             raise ValueError(f"conn must be a non-negative int32 (or {REST_CONN} for a REST "
                              f"snapshot), got {conn!r}")
-        mb = self._mon
-        t0 = perf_counter_ns() if mb is not None else 0
         a = self._arrival
         self._arrival += 1
         channel, inst = partition_of(norm)
@@ -476,37 +421,21 @@ class RecordingWriter:
         if norm.rows is not None and norm.kind != "malformed":
             self.buffers[norm.table].extend(key, a, recv_ns, norm.rows)
         self._count(norm, channel, inst, a, recv_ns)
-        if mb is not None:
-            t1 = perf_counter_ns()
-            mb.store.append(t1 - t0)
-        if self.checker is not None and norm.msg is not None and is_book(norm.msg):
-            for ev in self.checker.apply(norm.msg, a, rest=conn == REST_CONN):
-                self._event(ev)
-            if mb is not None:
-                mb.check.append(perf_counter_ns() - t1)
-        if mb is not None:
-            if norm.kind not in _NOT_STREAMS:
-                st = mb.streams.get(key)
-                if st is None:
-                    st = mb.streams[key] = (norm.kind, [], [])
-                st[1].append(recv_ns)
-                st[2].append(-1 if norm.ts_ms is None else norm.ts_ms)
-            if len(mb.store) >= _MONITOR_EVERY:
-                mb.hand_over(self.monitor)
-        if (sum(b.rows for b in self.buffers.values()) >= self.flush_rows
-                or self._bytes >= self.flush_bytes):
-            t = perf_counter_ns() if mb is not None else 0
-            self._write_some() if self.rotating else self.flush()
-            if mb is not None:
-                mb.write.append(perf_counter_ns() - t)
         return a
 
-    def flush_monitor(self) -> Monitor | None:
-        """Hand the stage times measured since the last call to :attr:`monitor` (done every
-        few thousand frames; call it before reading the monitor); returns the monitor."""
-        if self._mon is not None:
-            self._mon.hand_over(self.monitor)
-        return self.monitor
+    def write_if_full(self) -> bool:
+        """Write buffered rows if ``flush_rows`` rows or ``flush_bytes`` payload bytes are
+        buffered (rotating: the largest partitions, into the open part files; else a
+        commit of new part files); True if it wrote."""
+        if (sum(b.rows for b in self.buffers.values()) < self.flush_rows
+                and self._bytes < self.flush_bytes):
+            return False
+        on_write = self.on_write
+        t = perf_counter_ns() if on_write is not None else 0
+        self._write_some() if self.rotating else self.flush()
+        if on_write is not None:
+            on_write(perf_counter_ns() - t)
+        return True
 
     #: Rotating: row groups the open part files may hold before the largest are finished.
     MAX_OPEN_ROW_GROUPS = 1000
@@ -561,7 +490,9 @@ class RecordingWriter:
         log.log(level, "%s: arrival %d: malformed frame kept raw: %s", self.path, arrival,
                 reason)
 
-    def _event(self, event: dict[str, Any]) -> None:
+    def note_event(self, event: dict[str, Any]) -> None:
+        """Keep an event that already names its arrival (e.g. a book check's gap) in the
+        manifest as it is; past :data:`MAX_EVENTS` it is only counted."""
         if len(self.manifest["events"]) < MAX_EVENTS:
             self.manifest["events"].append(event)
         else:
@@ -582,7 +513,7 @@ class RecordingWriter:
             json.dumps(event)
         except (TypeError, ValueError) as e:
             raise ValueError(f"event is not JSON-serialisable ({e}): {event!r}") from None
-        self._event({"arrival": self._arrival, **event})
+        self.note_event({"arrival": self._arrival, **event})
 
     def set_instrument(self, inst_id: str, metadata: dict[str, Any]) -> None:
         """Store instrument metadata (tick size, lot size, contract value ...) in the manifest.
@@ -622,10 +553,8 @@ class RecordingWriter:
         m["channels"] = {ch: {"messages": sum(c.values()), "instruments": dict(sorted(c.items()))}
                          for ch, c in sorted(self._channels.items())}
         m["control"] = dict(sorted(self._control.items()))
-        if self.checker is not None:
-            m["integrity"] = self.checker.summary()
-        if self.manifest_hook is not None:
-            self.manifest_hook(m)
+        for hook in self.manifest_hooks:
+            hook(m)
         write_manifest(self.path, m)
 
     def rotate(self) -> list[dict[str, Any]]:
@@ -650,11 +579,12 @@ class RecordingWriter:
             return self.manifest["files"][before:]
         if self._closed:
             raise RecordingError(f"{self.path}: writer is closed")
-        return self._commit(perf_counter_ns())
+        return self._commit(perf_counter_ns() if self.on_write is not None else None)
 
     def _commit(self, t: int | None = None) -> list[dict[str, Any]]:
         """Seal every buffer, list the sealed files in the manifest, write it, rename the
-        files into view; their entries. ``t``: when the rotation started (monitored)."""
+        files into view; their entries. ``t``: when the rotation started (timed for
+        :attr:`on_write`)."""
         parts: list[PartFile] = []
         try:
             entries = []
@@ -668,8 +598,8 @@ class RecordingWriter:
                 m["rows"][e["dataset"]] += e["rows"]
             m["pending"] = [e["path"] for e in entries]
             self._bytes = 0
-            if t is not None and self._mon is not None:
-                self._mon.write.append(perf_counter_ns() - t)
+            if t is not None and self.on_write is not None:
+                self.on_write(perf_counter_ns() - t)
             self._sync_manifest()
         except BaseException as e:
             self._fail_rotation(e)

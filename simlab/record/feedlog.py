@@ -1,6 +1,5 @@
 """The live recorder's account of the feed: every break with how it was repaired
-(:class:`FeedLog`, written to the manifest's ``live`` section), and the status line it
-prints while it runs (:class:`StatusLine`).
+(:class:`FeedLog`, written to the manifest's ``live`` section).
 
 :class:`FeedLog` reads the live client's events (``ClientEvent.as_dict()``, with arrival
 numbers already those of the recording) in stream order and keeps:
@@ -18,7 +17,8 @@ numbers already those of the recording) in stream order and keeps:
   ``msg``, ``time``);
 - ``outages``: streams silent for longer than their threshold (``channel``, ``inst``,
   ``start``: the stream's last message, ``end``: its next one or None while still silent at
-  the end, ``seconds``), found by :class:`Outages` on an injected clock.
+  the end, ``seconds``), found by :class:`~simlab.record.outages.Outages` on an injected
+  clock.
 
 A ``disconnect`` break lists the ``streams`` it cut and, under ``resumed``, what the first
 message of each on the next connection proved (``lossless`` and why).
@@ -26,16 +26,10 @@ message of each on the next connection proved (``lossless`` and why).
 
 from __future__ import annotations
 
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
-from simlab.units import parse_duration as parse_duration  # the one parser, re-exported
-
-from .manifest import ns_to_iso
+from simlab.store.manifest import ns_to_iso
 
 #: Incidents kept in the manifest; later ones are only counted (``breaks_dropped``).
 MAX_BREAKS = 10_000
@@ -293,167 +287,3 @@ class FeedLog:
         return {"summary": self.summary(), "breaks": self.breaks,
                 "breaks_dropped": self.breaks_dropped, "client": self.client,
                 "refused": self.refused, "outages": self.outages}
-
-
-# -- outages -----------------------------------------------------------------------------------
-@dataclass
-class Outages:
-    """Streams silent for longer than their threshold, on an injected clock (ns).
-
-    ``streams`` maps ``(channel, inst)`` to its threshold in seconds (None: never an
-    outage); ``start_ns`` is when the recording started (a stream that never sent anything
-    is silent since then). Call :meth:`data` for every message of a stream and
-    :meth:`check` now and then; both return outage entries that started or ended.
-
-    >>> o = Outages({("books", "BTC-USDT"): 60.0}, start_ns=0)
-    >>> o.data(("books", "BTC-USDT"), 1_000_000_000)
-    >>> o.check(30 * 10**9), o.check(62 * 10**9)[0]["seconds"]
-    ([], 61.0)
-    >>> o.data(("books", "BTC-USDT"), 75 * 10**9)["end"]
-    '1970-01-01T00:01:15.000000Z'
-    """
-
-    streams: dict[tuple[str, str], float | None]
-    start_ns: int
-    last: dict[tuple[str, str], int] = field(default_factory=dict)
-    open: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    count: int = 0
-
-    def data(self, key: tuple[str, str], now_ns: int) -> dict[str, Any] | None:
-        """A message of ``key`` at ``now_ns``; returns the outage it ends, if any."""
-        self.last[key] = now_ns
-        if not self.open:
-            return None
-        o = self.open.pop(key, None)
-        if o is not None:
-            o["end"] = ns_to_iso(now_ns)
-            o["seconds"] = round((now_ns - o["start_ns"]) / 1e9, 3)
-        return o
-
-    def check(self, now_ns: int) -> list[dict[str, Any]]:
-        """Outages that began: streams silent for longer than their threshold."""
-        out = []
-        for key, limit in self.streams.items():
-            if limit is None or key in self.open:
-                continue
-            since = self.last.get(key, self.start_ns)
-            if now_ns - since > limit * 1e9:
-                o = {"channel": key[0], "inst": key[1], "start": ns_to_iso(since),
-                     "end": None, "seconds": round((now_ns - since) / 1e9, 3),
-                     "threshold_s": limit, "start_ns": since}
-                self.open[key] = o
-                self.count += 1
-                out.append(o)
-        return out
-
-    def drop(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Stop watching ``keys`` (e.g. refused subscriptions)."""
-        for k in keys:
-            self.streams.pop(k, None)
-            self.open.pop(k, None)
-
-    def close(self, now_ns: int) -> list[dict[str, Any]]:
-        """The outages still open at the end (``end`` stays None, ``seconds`` so far)."""
-        for o in self.open.values():
-            o["seconds"] = round((now_ns - o["start_ns"]) / 1e9, 3)
-        return list(self.open.values())
-
-
-def outage_thresholds(subscriptions: Iterable[tuple[str, str]], books: float | None,
-                      other: float | None,
-                      is_book: Callable[[str], bool]) -> dict[tuple[str, str], float | None]:
-    """Each stream's outage threshold: ``books`` for book channels, ``other`` for the rest.
-
-    >>> outage_thresholds([("books", "X"), ("trades", "X")], 90.0, None,
-    ...                   lambda ch: ch.startswith("books"))
-    {('books', 'X'): 90.0, ('trades', 'X'): None}
-    """
-    return {(ch, inst): books if is_book(ch) else other for ch, inst in subscriptions}
-
-
-# -- status line --------------------------------------------------------------------------------
-def human_bytes(n: float) -> str:
-    """``1536`` -> ``'1.5 KB'``.
-
-    >>> human_bytes(0), human_bytes(1536), human_bytes(3 * 2**30)
-    ('0 B', '1.5 KB', '3.0 GB')
-    """
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
-def format_status(s: dict[str, Any]) -> str:
-    """One status line from the recorder's counters.
-
-    >>> print(format_status({"elapsed_s": 75, "rate": 812.4, "frames": 60931,
-    ...     "gaps": {"BTC-USDT": 1}, "reconnects": 0, "resyncs": 1, "files": 36,
-    ...     "bytes": 4404019, "queue": 3, "dropped": 0, "rss": 88 * 2**20}))
-    00:01:15  812 msg/s  60,931 msgs  gaps BTC-USDT 1  reconnects 0  resyncs 1  files 36 \
-(4.2 MB)  queue 3  dropped 0  RSS 88 MB
-    >>> format_status({"refused": ["books BTC-USTD"], "outages": 1,
-    ...                "silent": ["books ETH-USDT"]}).split("MB")[-1]
-    '  REFUSED books BTC-USTD  outages 1 (silent now: books ETH-USDT)'
-    """
-    t = int(s.get("elapsed_s", 0))
-    alerts = ""
-    if s.get("refused"):
-        alerts += f"  REFUSED {', '.join(s['refused'][:4])}"
-        if len(s["refused"]) > 4:
-            alerts += f", +{len(s['refused']) - 4} more"
-    if s.get("outages"):
-        alerts += f"  outages {s['outages']}"
-        if s.get("silent"):
-            alerts += f" (silent now: {', '.join(s['silent'][:4])})"
-    gaps = s.get("gaps") or {}
-    g = ", ".join(f"{i} {n}" for i, n in sorted(gaps.items())[:6]) if gaps else "0"
-    if len(gaps) > 6:
-        g += f", +{len(gaps) - 6} more"
-    return (f"{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}  {s.get('rate', 0):.0f} msg/s  "
-            f"{s.get('frames', 0):,} msgs  gaps {g}  reconnects {s.get('reconnects', 0)}  "
-            f"resyncs {s.get('resyncs', 0)}  files {s.get('files', 0)} "
-            f"({human_bytes(s.get('bytes', 0))})  queue {s.get('queue', 0)}  "
-            f"dropped {s.get('dropped', 0)}  RSS {s.get('rss', 0) / 2**20:.0f} MB{alerts}")
-
-
-class StatusLine:
-    """Prints the status on ``stream``: rewritten in place on a terminal, one line per
-    update otherwise; :meth:`clear` makes room for a log message."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._shown = False
-        self.last = 0.0
-
-    def show(self, text: str) -> None:
-        self.last = time.monotonic()
-        try:
-            if self.tty:
-                self.stream.write("\r\x1b[K" + text)
-                self._shown = True
-            else:
-                self.stream.write(text + "\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed terminal must not stop the recording
-
-    def clear(self) -> None:
-        if self.tty and self._shown:
-            try:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
-            self._shown = False
-
-    def done(self) -> None:
-        if self.tty and self._shown:
-            try:
-                self.stream.write("\n")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
-            self._shown = False

@@ -1,8 +1,10 @@
 """``simlab record``: record the live OKX feed overnight into a simlab recording.
 
 The asyncio loop runs the live client (:class:`simlab.okx.client.OkxClient`) and does
-nothing slow: each frame and event goes into a bounded queue, and a writer thread turns
-them into the recording (:class:`~simlab.store.writer.RecordingWriter` in rotating mode).
+nothing slow: each frame and event goes into a bounded queue
+(:class:`~simlab.record.writer_queue.WriterQueue`), and a writer thread
+(:class:`~simlab.record.writer_thread.WriterThread`) turns them into the recording
+(:class:`~simlab.store.writer.RecordingWriter` in rotating mode).
 Every ``rotate`` seconds the current part files are closed (flushed, fsync'd, renamed) and
 listed in the manifest, so a crash loses at most the current rotation and readers never
 see a half-written file.
@@ -24,31 +26,24 @@ stream silent for longer than ``outage_after`` (book channels) or ``trade_outage
 
 A write error (a full disk) stops the recording: the files closed before stay intact and
 listed, the current rotation is removed, and :class:`RecordError` names the directory and
-what could not be written. The log goes to ``DIR/record.log`` (``logging``; ignored by
-``simlab verify``'s stray-file check).
+what could not be written. The log goes to ``DIR/record.log`` (:mod:`simlab.record.log`;
+ignored by ``simlab verify``'s stray-file check).
 
-A :class:`~simlab.monitor.Monitor` (on by default) times the writer thread's stages per frame
-(``queue``: waiting in the queue, ``parse``, ``check``, ``store``; ``write`` per Parquet
-write), the feed latency and message counts per stream, and the process's CPU, RSS and
-threads; its summary goes to the manifest (``live.monitor``) at every rotation and at the
-end. See ``docs/recording-format.md``, "Live recording".
+A :class:`~simlab.monitor.Monitor` (on by default) times the writer thread's stages per
+frame (:class:`~simlab.record.monitored.MonitoredStage`: ``queue``: waiting in the queue,
+``parse``, ``check``, ``store``; ``write`` per Parquet write), the feed latency and message
+counts per stream, and the process's CPU, RSS and threads; its summary goes to the manifest
+(``live.monitor``) at every rotation and at the end. See ``docs/recording-format.md``,
+"Live recording".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.abc
 import logging
-import logging.handlers
-import math
-import os
-import queue
-import shutil
-import sys
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,16 +57,19 @@ from simlab.monitor import Monitor
 from simlab.okx.client import ClientEvent, OkxClient
 from simlab.okx.frames import RawFrame
 from simlab.okx.messages import BOOK_CHANNELS
+from simlab.store.manifest import RecordingError, ns_to_iso, utc_now, write_manifest
+from simlab.store.writer import RecordingWriter
 
-from .manifest import RecordingError, ns_to_iso, utc_now, write_manifest
-from .status import FeedLog, Outages, StatusLine, format_status, outage_thresholds
-from .writer import RecordingWriter
+from .feedlog import FeedLog
+from .log import RECORD_LOG, RecordLog
+from .monitored import MonitoredStage
+from .outages import Outages, outage_thresholds
+from .status import StatusLine, format_status
+from .writer_queue import Drops, WriterQueue
+from .writer_thread import WriterThread
 
-log = logging.getLogger("simlab.store.recorder")
+log = logging.getLogger("simlab.record")
 
-#: The recorder's log file, in the recording's top directory.
-RECORD_LOG = "record.log"
-LOG_MAX_BYTES = 64 << 20
 #: How often the status goes to the log (the terminal gets it every ``status_interval``).
 LOG_STATUS_EVERY_S = 60.0
 _STREAM_BREAK_KINDS = ("gap", "checksum_failed", "rejected")
@@ -138,104 +136,6 @@ class RecordResult:
                 f"({self.missing_s:.1f} s missing), {self.outages} outages, {self.dropped} "
                 f"frames dropped, {self.malformed} malformed{refused}; log "
                 f"{Path(self.path) / RECORD_LOG}")
-
-
-class _Queue:
-    """Frames (bounded by count and payload bytes) and control items (never refused) for
-    the writer thread, in order."""
-
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
-        self.max_frames, self.max_bytes = max_frames, max_bytes
-        self.items: deque = deque()
-        self.frames = 0
-        self.bytes = 0
-        self.cond = threading.Condition(threading.Lock())
-        self.peak_frames = 0
-
-    def put_frame(self, f: RawFrame) -> bool:
-        n = len(f.payload)
-        with self.cond:
-            if self.frames >= self.max_frames or self.bytes + n > self.max_bytes:
-                return False
-            self.items.append(f)
-            self.frames += 1
-            self.bytes += n
-            if self.frames > self.peak_frames:
-                self.peak_frames = self.frames
-            if len(self.items) == 1:
-                self.cond.notify()
-        return True
-
-    def put(self, item: Any) -> None:
-        with self.cond:
-            self.items.append(item)
-            if len(self.items) == 1:
-                self.cond.notify()
-
-    def take(self, timeout: float = 1.0) -> list:
-        """Everything queued (waiting up to ``timeout`` for something)."""
-        with self.cond:
-            if not self.items:
-                self.cond.wait(timeout)
-            items = list(self.items)
-            self.items.clear()
-            self.frames = 0
-            self.bytes = 0
-        return items
-
-
-class _Episode:
-    """One run of frames dropped because the queue was full."""
-
-    def __init__(self, f: RawFrame, writer_arrival: int, queued: int, queued_bytes: int):
-        self.first = self.last = f.arrival
-        self.writer_arrival = writer_arrival
-        self.first_recv_ns = self.last_recv_ns = f.recv_ns
-        self.frames = 0
-        self.bytes = 0
-        self.per_stream: Counter = Counter()
-        self.queued, self.queued_bytes = queued, queued_bytes
-        self.add(f)
-
-    def add(self, f: RawFrame) -> None:
-        self.last = f.arrival
-        self.last_recv_ns = f.recv_ns
-        self.frames += 1
-        self.bytes += len(f.payload)
-        self.per_stream[f"{f.channel}:{f.inst}"] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"arrival": self.writer_arrival, "frames": self.frames, "bytes": self.bytes,
-                "client_arrivals": [self.first, self.last],
-                "first_recv_ns": self.first_recv_ns, "last_recv_ns": self.last_recv_ns,
-                "time": ns_to_iso(self.first_recv_ns), "until": ns_to_iso(self.last_recv_ns),
-                "span_s": round((self.last_recv_ns - self.first_recv_ns) / 1e9, 3),
-                "per_stream": dict(sorted(self.per_stream.items())),
-                "detail": f"writer queue full ({self.queued} frames, {self.queued_bytes} "
-                          "bytes): frames dropped", "repair": None}
-
-
-class _QuietFileHandler(logging.handlers.RotatingFileHandler):
-    """The log file must never stop the recording (e.g. on a full disk)."""
-
-    failed = 0
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        self.failed += 1
-
-
-class _ConsoleHandler(logging.StreamHandler):
-    """Warnings on stderr, clearing the status line first."""
-
-    def __init__(self, status: StatusLine | None, stream: TextIO) -> None:
-        super().__init__(stream)
-        self.status = status
-        self.setFormatter(logging.Formatter("simlab record: %(levelname)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.status is not None:
-            self.status.clear()
-        super().emit(record)
 
 
 class Recorder:
@@ -320,10 +220,14 @@ class Recorder:
         self.tap = tap
         self.tap_errors = 0
         self.fetch_metadata = metadata
-        self.q = _Queue(queue_frames, queue_bytes)
+        self.q = WriterQueue(queue_frames, queue_bytes)
         self.feedlog = FeedLog()
         self.client: OkxClient | None = None
-        self.writer: RecordingWriter | None = None
+        #: The recording being written (once :meth:`run` has opened it).
+        self.recording: RecordingWriter | None = None
+        #: What the writer thread hands each frame to: :attr:`recording`, or the
+        #: :class:`~simlab.record.monitored.MonitoredStage` around it.
+        self.writer: RecordingWriter | MonitoredStage | None = None
         # loop side
         self.frames = 0  # frames received from the client
         self.per_stream: Counter = Counter()
@@ -333,26 +237,37 @@ class Recorder:
         self.events = 0
         self.dropped = 0
         self._written = 0  # frames queued for the writer (its next arrival)
-        self._episode: _Episode | None = None
-        self._runs: deque = deque(maxlen=4096)  # (first, last, dropped before first)
+        self.drops = Drops()
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._last_frame = time.monotonic()
         self._t0 = time.monotonic()
-        # writer side
-        self.rotations = 0
-        self.files = 0
-        self.bytes = 0
-        self._error: BaseException | None = None
-        self._error_msg = ""
-        self._thread: threading.Thread | None = None
+        self._thread: WriterThread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proc = psutil.Process()
         self.rss_start = self.rss_peak = self._proc.memory_info().rss
-        self._log_state: tuple | None = None
-        self._listener: logging.handlers.QueueListener | None = None
-        self._file_handler: _QuietFileHandler | None = None
+        self._log: RecordLog | None = None
         self._status: StatusLine | None = None
+
+    # -- the writer thread's counters ---------------------------------------------------------
+    @property
+    def rotations(self) -> int:
+        """Rotations done (the last one, closing, included)."""
+        return self._thread.rotations if self._thread is not None else 0
+
+    @property
+    def files(self) -> int:
+        """Part files listed in the manifest so far."""
+        return self._thread.files if self._thread is not None else 0
+
+    @property
+    def bytes(self) -> int:
+        """Their size on disk."""
+        return self._thread.bytes if self._thread is not None else 0
+
+    @property
+    def _error(self) -> BaseException | None:
+        return self._thread.error if self._thread is not None else None
 
     # -- control ----------------------------------------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -369,7 +284,7 @@ class Recorder:
     @property
     def dropping(self) -> bool:
         """True while frames are being dropped (the writer queue is full)."""
-        return self._episode is not None
+        return self.drops.episode is not None
 
     def status(self) -> dict[str, Any]:
         """The counters the status line shows."""
@@ -441,9 +356,10 @@ class Recorder:
                 await asyncio.to_thread(self._thread.join, 60)
             if self._thread is None or not self._thread.is_alive():
                 self._stop_monitor()  # done by the writer thread unless it failed early
-            self._close_logging()
+            if self._log is not None:
+                self._log.close()
         if self._error is not None:
-            raise RecordError(self._error_msg) from self._error
+            raise RecordError(self._thread.error_msg) from self._error
         if self.refused and (not self.allow_partial
                              or len(self.refused) == len(self.subscriptions)):
             raise RefusedError(self._refused_message(), list(self.refused), self._result())
@@ -471,15 +387,18 @@ class Recorder:
                   "rest_url": self.client_options.get("rest_url"),
                   "rotate_s": self.rotate, "duration_s": self.duration,
                   "recv_time": "local clock (time.time_ns) when the client read the frame"}
-        self.writer = RecordingWriter(self.out, source, flush_rows=self.flush_rows,
-                                      flush_bytes=self.flush_bytes, check_books=True,
-                                      rotating=True, monitor=self.monitor)
+        rec = self.recording = RecordingWriter(self.out, source, flush_rows=self.flush_rows,
+                                               flush_bytes=self.flush_bytes, check_books=True,
+                                               rotating=True)
+        stage = None
         if self.monitor is not None:
-            self.writer.manifest_hook = self._monitor_to_manifest
+            stage = MonitoredStage(rec, self.monitor)
+            rec.manifest_hooks.append(stage.into_manifest)
+        self.writer = stage if stage is not None else rec
         # What was asked for, beside what arrives (channels), from the first manifest on.
-        self.writer.manifest["requested"] = [{"channel": ch, "inst": inst}
-                                             for ch, inst in self.subscriptions]
-        write_manifest(self.out, self.writer.manifest)
+        rec.manifest["requested"] = [{"channel": ch, "inst": inst}
+                                     for ch, inst in self.subscriptions]
+        write_manifest(self.out, rec.manifest)
         self._recorder_info = {"started": utc_now(), "stopped": None, "stop_reason": None,
                                "rotate_s": self.rotate, "rotations": 0, "log": RECORD_LOG,
                                "allow_partial": self.allow_partial,
@@ -487,57 +406,27 @@ class Recorder:
                                "trade_outage_after_s": self.trade_outage_after,
                                "queue": {"max_frames": self.q.max_frames,
                                          "max_bytes": self.q.max_bytes}}
-        self._open_logging()
-        mon = self.monitor
-        if mon is not None and (mon.resources is None or not mon.resources.running):
-            mon.start()
-            self._monitor_started = True
-        self._thread = threading.Thread(target=self._write_loop, name="record-writer",
-                                        daemon=True)
-        self._thread.start()
-
-    def _open_logging(self) -> None:
-        lg = logging.getLogger("simlab")
-        self._log_state = (lg.level, lg.propagate)
-        fh = _QuietFileHandler(self.out / RECORD_LOG, maxBytes=LOG_MAX_BYTES, backupCount=2,
-                               encoding="utf-8")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self._file_handler = fh
-        q: queue.SimpleQueue = queue.SimpleQueue()
-        self._qhandler = logging.handlers.QueueHandler(q)
-        # The file is written by the listener's thread: no disk I/O on the event loop.
-        self._listener = logging.handlers.QueueListener(q, fh)
-        self._listener.start()
-        lg.addHandler(self._qhandler)
         if self._status_stream is not False:
             stream = self._status_stream if self._status_stream not in (None, True) \
                 else None
             self._status = StatusLine(stream)
-        self._console = None
-        if self.console:
-            self._console = _ConsoleHandler(self._status, self._status.stream if self._status
-                                            else sys.stderr)
-            self._console.setLevel(logging.WARNING)
-            lg.addHandler(self._console)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False  # the log file has it all; stderr gets the status and warnings
+        self._log = RecordLog(self.out, self._status, self.console)
+        self._log.open()
+        mon = self.monitor
+        if mon is not None and (mon.resources is None or not mon.resources.running):
+            mon.start()
+            self._monitor_started = True
+        self._thread = WriterThread(
+            rec, self.writer, self.q, self.feedlog, self._live, self._recorder_info,
+            queue_times=stage.queue_times if stage is not None else None,
+            stop_monitor=self._stop_monitor, on_error=self._write_failed)
+        self._thread.start()
 
-    def _close_logging(self) -> None:
-        lg = logging.getLogger("simlab")
-        if self._status is not None:
-            self._status.done()
-        for h in (getattr(self, "_qhandler", None), getattr(self, "_console", None)):
-            if h is not None:
-                lg.removeHandler(h)
-        if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
-        if self._file_handler is not None:
-            self._file_handler.close()
-        if self._log_state is not None:
-            lg.setLevel(self._log_state[0])
-            lg.propagate = self._log_state[1]
-            self._log_state = None
+    def _write_failed(self, reason: str) -> None:
+        """Called by the writer thread after a write error: stop, on the loop."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closing
+                self._loop.call_soon_threadsafe(self.stop, reason)
 
     async def _finish(self, consumer: asyncio.Task) -> None:
         client = self.client
@@ -564,8 +453,8 @@ class Recorder:
                             s["breaks"], s["disconnects"], s["missing_s"],
                             {f"{c}:{i}": n for (c, i), n in sorted(self.per_stream.items())},
                             self.monitor, list(self.refused), self.outages.count,
-                            self.writer.manifest["malformed"]["count"]
-                            if self.writer is not None else 0, self._silent())
+                            self.recording.manifest["malformed"]["count"]
+                            if self.recording is not None else 0, self._silent())
 
     def _silent(self) -> list[str]:
         refused = {(r["channel"], r["inst"]) for r in self.refused}
@@ -576,7 +465,7 @@ class Recorder:
     async def _consume(self, client: OkxClient) -> None:
         try:
             async for item in client.stream():
-                if type(item) is RawFrame:
+                if isinstance(item, RawFrame):
                     self._frame(item)
                 elif isinstance(item, ClientEvent):
                     self._event(item.as_dict())
@@ -603,18 +492,14 @@ class Recorder:
             if self.tap is not None:
                 self._tap(f._replace(arrival=self._written))
             self._written += 1
-            if self._episode is not None:
+            if self.drops.episode is not None:
                 self._end_episode()
             return
         self.dropped += 1
-        ep = self._episode
-        if ep is None:
-            ep = self._episode = _Episode(f, self._written, self.q.frames, self.q.bytes)
+        if self.drops.drop(f, self._written, self.q.frames, self.q.bytes):
             log.warning("writer queue full (%d frames, %d bytes): dropping frames from client "
                         "arrival %d (%s:%s)", self.q.frames, self.q.bytes, f.arrival,
                         f.channel, f.inst)
-        else:
-            ep.add(f)
 
     def _tap(self, f: RawFrame) -> None:
         try:
@@ -635,37 +520,14 @@ class Recorder:
             self.q.put(("metadata", meta))
 
     def _end_episode(self) -> None:
-        ep = self._episode
-        if ep is None:
+        d = self.drops.end()
+        if d is None:
             return
-        self._episode = None
-        before = self._runs[-1][2] + self._runs[-1][1] - self._runs[-1][0] + 1 \
-            if self._runs else 0
-        self._runs.append((ep.first, ep.last, before))
-        d = ep.as_dict()
         log.warning("dropped %d frames (%d bytes) while the writer queue was full: client "
                     "arrivals %d..%d, %s .. %s (%.3f s), recording arrival %d; per stream %s",
-                    ep.frames, ep.bytes, ep.first, ep.last, d["time"], d["until"], d["span_s"],
-                    ep.writer_arrival, d["per_stream"])
+                    d["frames"], d["bytes"], *d["client_arrivals"], d["time"], d["until"],
+                    d["span_s"], d["arrival"], d["per_stream"])
         self.q.put(("drop", d))
-
-    def _map(self, a: Any) -> int | None:
-        """The recording's arrival of the client's arrival ``a`` (None if dropped)."""
-        if not isinstance(a, int):
-            return a
-        ep = self._episode
-        if ep is not None and ep.first <= a <= ep.last:
-            return None
-        runs = self._runs
-        if not runs:
-            return a
-        for first, last, before in reversed(runs):
-            if first <= a:
-                if a <= last:
-                    return None
-                return a - before - (last - first + 1)
-        first, _, before = runs[0]
-        return a - before
 
     def _event(self, ev: dict[str, Any]) -> None:
         self.events += 1
@@ -679,12 +541,12 @@ class Recorder:
         elif kind == "refused":
             self._on_refused(ev)
         if "arrival" in ev:
-            ev["arrival"] = self._map(ev["arrival"])
+            ev["arrival"] = self.drops.map(ev["arrival"])
         else:
             ev["arrival"] = self._written  # the next frame of the recording
         stale = ev.get("stale_arrivals")
         if isinstance(stale, list) and len(stale) == 2:
-            lo, hi = self._map(stale[0]), self._map(stale[1])
+            lo, hi = self.drops.map(stale[0]), self.drops.map(stale[1])
             ev["stale_arrivals"] = [lo, hi] if lo is not None and hi is not None else None
         if self._error is None:
             self.q.put(ev)
@@ -745,154 +607,17 @@ class Recorder:
                     next_log = now + LOG_STATUS_EVERY_S
                 next_status = now + interval
 
-    # -- writer thread ----------------------------------------------------------------------
-    def _write_loop(self) -> None:
-        w = self.writer
-        waits = w.queue_times  # None without a monitor
-        now = time.time_ns
-        try:
-            while True:
-                for item in self.q.take():
-                    t = type(item)
-                    if t is RawFrame:
-                        if waits is not None:
-                            waits.append(now() - item.recv_ns)
-                        w.add_frame(item)
-                    elif t is dict:
-                        self._account(self.feedlog.event, item)
-                        w.add_event(item)
-                    elif item[0] == "metadata":
-                        for inst, m in item[1].items():
-                            w.set_instrument(inst, m)
-                    elif item[0] == "rotate":
-                        self._rotate()
-                    elif item[0] == "outage":
-                        self._account(self.feedlog.outage, item[1])
-                    elif item[0] == "drop":
-                        self._account(self.feedlog.drop, item[1])
-                        w.add_event({"kind": "queue_overflow", **item[1]})
-                    elif item[0] == "close":
-                        self._close(item[1])
-                        return
-        except BaseException as e:
-            self._failed(e)
-
-    @staticmethod
-    def _account(fn, item: dict[str, Any]) -> None:
-        # Bookkeeping must never stop a recording: the event itself is still stored.
-        try:
-            fn(item)
-        except Exception:
-            log.exception("could not account for %r", item)
-
+    # -- writer thread side -------------------------------------------------------------------
     def _live(self) -> dict[str, Any]:
         info = dict(self._recorder_info, rotations=self.rotations,
                     peak_queue_frames=self.q.peak_frames, rss_start=self.rss_start,
                     rss_peak=self.rss_peak)
         return {"recorder": info, **self.feedlog.section()}
 
-    def _monitor_to_manifest(self, manifest: dict[str, Any]) -> None:
-        """The writer's manifest hook: the monitor's summary into ``live.monitor``, just
-        before the manifest is written (so it includes the rotation's own write)."""
-        live = manifest.get("live")
-        if not isinstance(live, dict) or self.monitor is None:
-            return
-        try:
-            self.writer.flush_monitor()
-            live["monitor"] = json_safe(self.monitor.summary())
-        except Exception:  # the recording matters more than its statistics
-            log.exception("could not summarise the performance monitor")
-
     def _stop_monitor(self) -> None:
         if self._monitor_started:
             self._monitor_started = False
             self.monitor.stop()
-
-    def _rotate(self) -> None:
-        w = self.writer
-        w.manifest["live"] = self._live()
-        entries = w.rotate()
-        self.rotations += 1
-        self._count_files(entries)
-
-    def _count_files(self, entries: list[dict[str, Any]]) -> None:
-        for e in entries:
-            with contextlib.suppress(OSError):
-                self.bytes += os.stat(self.out / e["path"]).st_size
-        self.files += len(entries)
-
-    def _close(self, reason: str) -> None:
-        w = self.writer
-        self._recorder_info.update(stopped=utc_now(), stop_reason=reason)
-        self.rotations += 1
-        self._stop_monitor()  # a last resource sample, before the summary
-        w.manifest["live"] = self._live()
-        before = len(w.manifest["files"])
-        w.close()
-        self._count_files(w.manifest["files"][before:])
-        log.info("closed %s: %d frames, %d files (%d bytes), %d rotations; %s", self.out,
-                 w.arrivals, self.files, self.bytes, self.rotations, reason)
-
-    def _failed(self, e: BaseException) -> None:
-        w = self.writer
-        what = getattr(w, "failed_path", None) or "the recording"
-        listed = len(w.manifest["files"])
-        free = ""
-        with contextlib.suppress(OSError):
-            free = f"; {shutil.disk_usage(self.out).free:,} bytes free on its device"
-        self._error = e
-        self._error_msg = (f"{self.out}: recording stopped: could not write {what} "
-                           f"({type(e).__name__}: {e}){free}; the {listed} files closed before "
-                           f"are intact and listed in {self.out / 'manifest.json'}")
-        log.error("%s", self._error_msg)
-        self._recorder_info.update(stopped=utc_now(), stop_reason=f"error: {e}")
-        with contextlib.suppress(Exception):
-            self._stop_monitor()
-        w.manifest["live"] = self._live()
-        w.abort(f"{type(e).__name__}: {e}")
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop may be closing
-                self._loop.call_soon_threadsafe(self.stop, f"write error: {e}")
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float replaced by None: ``json.dumps`` would write
-    them as ``NaN``/``Infinity``, which is not JSON (the manifest must stay readable by any
-    JSON parser). Dicts and lists are copied; other values are kept as they are.
-
-    >>> json_safe({"p50": float("nan"), "n": [1, 2.5, float("inf")]})
-    {'p50': None, 'n': [1, 2.5, None]}
-    """
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-class _NoPandas(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("pandas is kept out of the recorder process")
-        return None
-
-
-def without_pandas() -> bool:
-    """Keep pandas out of this process (the ``simlab record`` command calls it): pyarrow
-    imports pandas (~35 MB resident) the first time it converts Python lists, only to ask
-    whether they are pandas objects, and a recorder never has any. Returns False (and does
-    nothing) when pandas is already imported.
-
-    >>> without_pandas()  # doctest: +SKIP
-    True
-    """
-    if "pandas" in sys.modules:
-        return False
-    if not any(isinstance(f, _NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
-    return True
 
 
 async def record(out: str | Path, subscriptions: Iterable[tuple[str, str]],
