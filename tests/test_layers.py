@@ -28,19 +28,9 @@ RANK = {**dict.fromkeys(BASE, 0), "okx": 1, "book": 2, "models": 2, "store": 3, 
         "emulator": 4, "sim": 5, "record": 6, "sweep": 6, "widgets": 6, "demo": 6.5, "cli": 7,
         "": 7}
 
-#: Known violations while issue 16 moves code, each with the helper expected to remove it:
-#: the lead shrinks these lists to nothing at the end.
-ALLOWED_EDGES: dict[tuple[str, str], str] = {
-    # book takes the checksum from okx/checksum, and okx/integrity builds L2Books: helper A
-    # (integrity given a book factory, or the checksum function moved into book/)
-    ("okx", "book"): "A",
-    # the recorder application uses CLI helpers: helper C (move them into record/ or a base
-    # module)
-    ("record", "cli"): "C",
-}
-ALLOWED_CYCLES: dict[frozenset, str] = {
-    frozenset({"simlab.sweep.executors", "simlab.sweep.run"}): "D",
-}
+#: Known exceptions to the flow, each with why (none since issue 16's redesign landed).
+ALLOWED_EDGES: dict[tuple[str, str], str] = {}
+ALLOWED_CYCLES: dict[frozenset, str] = {}
 
 
 def modules() -> dict[str, Path]:

@@ -423,24 +423,3 @@ class BookIntegrity:
             out.setdefault(ch, {})[inst] = {**s.stats.as_dict(),
                                             "stale": self.stale_counts[(ch, inst)]}
         return out
-
-
-class BookChecker(BookIntegrity):
-    """:class:`BookIntegrity` on :class:`simlab.book.L2Book` books with the earlier
-    interface, kept for its callers (the recording writer's checking stage): :meth:`apply`
-    returns only the message's integrity events.
-
-    >>> [e["kind"] for e in BookChecker().apply(BookMsg("books", "X", "update", [], [], 1, 5,
-    ...                                                 4, 0), 0)]
-    ['no_snapshot']
-    """
-
-    def __init__(self, verify_checksum: bool = True,
-                 stale: Sequence[tuple[int, int]] | None = None) -> None:
-        from simlab.book import L2Book  # the callers' book; okx itself does not import it
-
-        super().__init__(L2Book, verify_checksum, stale)
-
-    def apply(self, msg: Any, arrival: int | None = None,  # type: ignore[override]
-              rest: bool = False) -> list[dict[str, Any]]:
-        return list(super().apply(msg, arrival, rest=rest).events)

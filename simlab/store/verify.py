@@ -41,7 +41,6 @@ import pyarrow as pa
 
 from simlab.book import L2Book
 from simlab.okx import BookIntegrity, is_book
-from simlab.okx.integrity import BookChecker  # noqa: F401 (importable from its old home)
 from simlab.okx.messages import BOOK_CHANNELS
 from simlab.okx.normalize import normalize_raw
 from simlab.okx.rest import REST_CONN
