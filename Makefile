@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # Re-install (and so rebuild the C core) whenever the build inputs change.
-BUILD_INPUTS := pyproject.toml setup.py simlab/_native.c
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard simlab/_csrc/*.c simlab/_csrc/*.h)
 
 # Dependencies by use (pyproject.toml's extras): `pip install .` alone records, verifies,
 # imports and replays. The demo draws its report's charts ([notebook]: matplotlib) and the
