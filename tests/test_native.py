@@ -16,10 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import capture_frames, real
 
+from simlab import core
 from simlab.book import IMPLS, BookError, L2Book
 from simlab.okx import OkxParseError, parse
 
-native = pytest.importorskip("simlab._native", reason="C core not built")
+native = core.native()
+if native is None:  # not built, or SIMLAB_PURE_PYTHON=1: L2Book(impl="c") is not available
+    pytest.skip(f"C core not active ({core.describe()})", allow_module_level=True)
 
 FIELDS = ("channel", "inst_id", "action", "ts", "seq_id", "prev_seq_id", "checksum")
 
@@ -254,3 +257,19 @@ def test_many_levels_and_frees_are_reused():
             b.apply_update([[str(1000 - j) + ".5", str(i + 1)] for j in range(300)], [])
         assert state(c) == state(p)
     assert c.n_bids == 250 + 300
+
+
+def test_book_made_without_init_is_a_correct_book():
+    # the side order is set when the object is made (tp_new), not by __init__
+    b = native.Book.__new__(native.Book)
+    b.apply_snapshot([["99", "1"], ["98", "1"]], [["101", "1"], ["100", "1"]])
+    assert (b.best(False), b.best(True)) == (99.0, 100.0)
+    assert b.levels(False) == [("99", "1", 0), ("98", "1", 0)]
+    assert b.levels(True) == [("100", "1", 0), ("101", "1", 0)]
+    ref = L2Book(impl="python")
+    ref.apply_snapshot([["99", "1"], ["98", "1"]], [["101", "1"], ["100", "1"]])
+    assert b.checksum() == ref.checksum() and not b.is_crossed()
+    b.__init__()  # running __init__ afterwards changes nothing
+    assert b.best(False) == 99.0 and b.n_bids == 2
+    with pytest.raises(TypeError):
+        native.Book(1)

@@ -22,13 +22,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._pybook import PyBook
-from .l2 import default_impl
+from simlab import core
 
-try:
-    from simlab._native import replay_books as _replay_books
-except ImportError:  # built without a compiler, or an older build
-    _replay_books = None
+from ._pybook import PyBook
+
+# None when the C core is not active, or is a build from before replay_books existed
+_replay_books = getattr(core.native(), "replay_books", None)
 
 #: ``msg_flags`` bit: the message is a snapshot (clear the stream's book, then apply).
 SNAPSHOT = 1
@@ -110,12 +109,13 @@ def rebuild_books(msg_start, msg_stream, msg_flags, row_side, row_px, row_sz, *,
     >>> b.depth[1]     # bids, asks
     array([2., 4.])
     """
-    if impl is None:  # a C core built before replay_books existed falls back to Python
-        impl = "c" if default_impl() == "c" and _replay_books is not None else "python"
+    if impl is None:
+        impl = "c" if _replay_books is not None else "python"
     if impl not in ("c", "python"):
         raise ValueError(f"impl must be 'c' or 'python', got {impl!r}")
     if impl == "c" and _replay_books is None:
-        raise ValueError("impl='c' needs the C core (simlab._native), which is not built here")
+        raise ValueError(f"impl='c' needs the C core (simlab._native), which is not active "
+                         f"here ({core.describe()})")
     stream = _array(msg_stream, np.int32, "msg_stream")
     n = len(stream)
     if n_streams is None:

@@ -6,15 +6,15 @@ the wire strings it arrived with, so the OKX checksum is computed over exactly w
 exchange sent. Sizes are absolute (base currency for spot, contracts for swaps and
 futures); a size of zero deletes the level. Queries return floats in those units.
 
-The work is done by a core: the C one in ``simlab._native`` when it was built (the default),
-else the pure-Python reference in :mod:`simlab.book._pybook`. Both behave identically; pick
-one with ``L2Book(impl="python")`` or the environment variable ``SIMLAB_PURE_PYTHON=1``.
+The work is done by a core: the C one in ``simlab._native`` when it is active (the default,
+see :mod:`simlab.core`), else the pure-Python reference in :mod:`simlab.book._pybook`. Both
+behave identically; pick one with ``L2Book(impl="python")``, or the pure-Python core for
+all of simlab with the environment variable ``SIMLAB_PURE_PYTHON=1``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
@@ -22,23 +22,25 @@ from typing import NamedTuple
 
 import numpy as np
 
+from simlab import core
+
 from ._pybook import PyBook
 from .errors import BookError
 
-try:
-    from simlab._native import Book as CBook
-except ImportError:  # built without a compiler
-    CBook = None
+_native = core.native()
+CBook = _native.Book if _native is not None else None
 
-#: Book cores available here, by name.
+#: Book cores available here, by name ("c" only when the C core is active).
 IMPLS: dict[str, type] = {"python": PyBook, **({"c": CBook} if CBook is not None else {})}
 
 
 def default_impl() -> str:
-    """``"c"`` if the C core was built and SIMLAB_PURE_PYTHON is unset, else ``"python"``."""
-    if CBook is None or os.environ.get("SIMLAB_PURE_PYTHON", "") not in ("", "0"):
-        return "python"
-    return "c"
+    """``"c"`` when the C core is active (:func:`simlab.core.native`), else ``"python"``.
+
+    >>> default_impl() == ("c" if "c" in IMPLS else "python")
+    True
+    """
+    return "c" if CBook is not None else "python"
 
 
 class TopLevels(NamedTuple):

@@ -37,7 +37,7 @@ import logging
 import os
 import sys
 
-from simlab import __version__
+from simlab import core
 
 from . import demo, importer, rebuild, record, replay, serve, sweep, synth, train, verify
 from ._common import EXIT_OK, EXIT_PIPE, EXIT_PROBLEMS, EXIT_USAGE, order_inst_type
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     'info'
     """
     p = argparse.ArgumentParser(prog="simlab", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"simlab {__version__}")
+    p.add_argument("--version", action="version", version=core.version_line())
     _logging_flags(p)
     sub = p.add_subparsers(dest="command")
     importer.add(sub)

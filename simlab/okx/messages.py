@@ -165,10 +165,10 @@ class Pong:
 Message = BookMsg | TradeMsg | EventMsg | OtherMsg | Pong
 
 
-try:
-    from simlab._native import ScannedBook
-except ImportError:  # built without a compiler
-    ScannedBook = BookMsg  # type: ignore[misc,assignment]
+from simlab import core as _core  # noqa: E402  (beside its one use)
+
+# the C scanner's message type when the C core is active (simlab.core), else BookMsg again
+ScannedBook = getattr(_core.native(), "ScannedBook", BookMsg)
 
 #: The types a book push may have: BookMsg (orjson path) and the C scanner's ScannedBook.
 BOOK_TYPES = (BookMsg, ScannedBook)

@@ -59,10 +59,10 @@ _MAX_NUMBER_CHARS = 31
 _TRADE_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch
 _TS = re.compile(r"[0-9]{1,19}").fullmatch
 
-try:
-    from simlab._native import LevelsView as _Checked
-except ImportError:  # built without a compiler
-    _Checked = None  # type: ignore[assignment,misc]
+from simlab import core as _core  # noqa: E402  (beside its one use)
+
+# the C scanner's levels, checked by the scanner, when the C core is active (simlab.core)
+_Checked = getattr(_core.native(), "LevelsView", None)
 
 
 @dataclass(slots=True)

@@ -37,10 +37,10 @@ from .messages import (
 
 _loads = orjson.loads
 
-try:
-    from simlab._native import scan_okx_book as _scan
-except ImportError:  # built without a compiler: orjson for everything
-    _scan = None
+from simlab import core as _core  # noqa: E402  (beside its one use)
+
+# the C scanner when the C core is active (simlab.core), else orjson for everything
+_scan = getattr(_core.native(), "scan_okx_book", None)
 #: Set to False to force the orjson path (the tests compare both).
 USE_SCANNER = _scan is not None
 
