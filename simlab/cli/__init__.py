@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     level = "error" if args.quiet else args.log_level
     logging.basicConfig(level=getattr(logging, level.upper()),
                         format="simlab: %(levelname)s: %(message)s")
+    from simlab.extras import MissingExtra
     from simlab.store import RecordingError, SourceError
 
     try:
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_PIPE
-    except (RecordingError, SourceError, OSError) as e:
+    except (RecordingError, SourceError, OSError, MissingExtra) as e:
+        # a missing extra names itself ("... pip install 'simlab[ml]'"), whichever command
         print(f"simlab {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
 

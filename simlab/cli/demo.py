@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ._common import EXIT_USAGE, duration
+from ._common import duration
 
 
 def add(sub) -> None:
@@ -22,10 +21,5 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simlab.demo import run_demo
-    from simlab.extras import MissingExtra
 
-    try:
-        return run_demo(Path(args.out), seconds=args.seconds)
-    except MissingExtra as e:
-        print(f"simlab demo: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_demo(Path(args.out), seconds=args.seconds)

@@ -76,16 +76,6 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simlab.extras import MissingExtra
-
-    try:
-        return _run(args)
-    except MissingExtra as e:
-        print(f"simlab train: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def _run(args: argparse.Namespace) -> int:
     from simlab.extras import require
     from simlab.models.fill_features import FeatureParams
     from simlab.sim.train import format_result, train_maker_taker, train_slippage

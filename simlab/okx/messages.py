@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from simlab import core as _core
+
 #: Depth channels that carry a snapshot followed by incremental updates.
 INCREMENTAL_BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
 #: Depth channels where each push is a complete top-N book (no ``action``).
@@ -165,7 +167,6 @@ class Pong:
 Message = BookMsg | TradeMsg | EventMsg | OtherMsg | Pong
 
 
-from simlab import core as _core  # noqa: E402  (beside its one use)
 
 # the C scanner's message type when the C core is active (simlab.core), else BookMsg again
 ScannedBook = getattr(_core.native(), "ScannedBook", BookMsg)

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from simlab import core as _core
+
 from .messages import (
     BOOK_CHANNELS,
     OTHER_CHANNELS,
@@ -59,7 +61,6 @@ _MAX_NUMBER_CHARS = 31
 _TRADE_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch
 _TS = re.compile(r"[0-9]{1,19}").fullmatch
 
-from simlab import core as _core  # noqa: E402  (beside its one use)
 
 # the C scanner's levels, checked by the scanner, when the C core is active (simlab.core)
 _Checked = getattr(_core.native(), "LevelsView", None)

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from simlab import core as _core
+
 from .messages import (
     BOOK_CHANNELS,
     FULL_BOOK_CHANNELS,
@@ -37,7 +39,6 @@ from .messages import (
 
 _loads = orjson.loads
 
-from simlab import core as _core  # noqa: E402  (beside its one use)
 
 # the C scanner when the C core is active (simlab.core), else orjson for everything
 _scan = getattr(_core.native(), "scan_okx_book", None)
