@@ -127,10 +127,16 @@ def make_recording(out: Path, frames: list[bytes]) -> None:
 
 
 # -- the live path, driven through each tree's own frame handler ------------------------------
+#: Frames received between two drains of the client's output (as a socket read delivers
+#: several): the same for both trees.
+BATCH = 64
+
+
 def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
     """a1c46c8's client: ``OkxClient._on_frame`` per frame (the connection object made by
-    hand), then what ``LiveSource`` did with each yielded frame: FrameDecoder, then the
-    pipeline. Returns the events priced."""
+    hand; that client parsed and applied each frame as it was received), then what its
+    ``LiveSource`` did with each frame yielded: FrameDecoder (a second parse and apply), then
+    the pipeline. Returns the events priced."""
     client_mod = imp(pkg, "okx.client")
     conn_mod = imp(pkg, "okx.connection")
     L2Book = imp(pkg, "book").L2Book
@@ -144,8 +150,9 @@ def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
     decode, on, ready = FrameDecoder().decode, pipe._price, client._ready
     n = 0
     recv = time.time_ns()
-    for f in frames:
-        client._on_frame(c, f, recv)
+    for k in range(0, len(frames), BATCH):
+        for f in frames[k:k + BATCH]:
+            client._on_frame(c, f, recv)
         while ready:
             item = ready.popleft()
             if type(item) is RawFrame:
@@ -156,8 +163,43 @@ def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
 
 
 def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
-    """Today's client: the same frames through its handler and ``LiveSource``'s events."""
-    return live_before(pkg, frames, pipe)  # replaced once the redesign's handler lands
+    """Today's client: ``OkxClient._on_frame`` per frame (a connection object made by hand,
+    no transport started), its own ``stream(decoded=True)`` (each frame parsed once on
+    receipt, applied once as it is yielded), and ``LiveSource``'s
+    ``FrameDecoder.decoded`` on each, then the pipeline. Returns the events priced."""
+    import asyncio
+
+    client_mod = imp(pkg, "okx.client")
+    conn_mod = imp(pkg, "okx.connection")
+    L2Book = imp(pkg, "book").L2Book
+    Decoded = imp(pkg, "okx.decoded").Decoded
+    FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
+    client = client_mod.OkxClient([("books", "BTC-USDT")], book_factory=L2Book)
+    client._started = True  # no connections: frames are handed to the handler directly
+    now = time.monotonic()
+    c = client_mod._Conn(0, 0, None, "", conn_mod.RequestBudget(480, 3600.0), now, now)
+    client._slots[0].current = c
+    client._conns[0] = c
+    decoded, on, ready = FrameDecoder().decoded, pipe._price, client._ready
+    mark = object()  # put behind each batch: the stream yields it when the batch is out
+
+    async def main() -> int:
+        stream = client.stream(decoded=True)
+        n = 0
+        recv = time.time_ns()
+        for k in range(0, len(frames), BATCH):
+            for f in frames[k:k + BATCH]:
+                client._on_frame(c, f, recv)
+            ready.append(mark)
+            while (item := await stream.__anext__()) is not mark:
+                if type(item) is Decoded:
+                    for ev in decoded(item):
+                        on(ev)
+                        n += 1
+        await stream.aclose()
+        return n
+
+    return asyncio.run(main())
 
 
 # -- rows -------------------------------------------------------------------------------------
