@@ -132,21 +132,27 @@ def make_recording(out: Path, frames: list[bytes]) -> None:
 BATCH = 64
 
 
+def bare_client(pkg: str) -> tuple[Any, Any]:
+    """A tree's OkxClient on BTC-USDT books and a connection object made by hand as the
+    current one of its only slot (no socket: frames go to its handler directly)."""
+    client_mod = imp(pkg, "okx.client")
+    budget = imp(pkg, "okx.connection").RequestBudget(480, 3600.0)
+    client = client_mod.OkxClient([("books", "BTC-USDT")], book_factory=imp(pkg, "book").L2Book)
+    now = time.monotonic()
+    c = client_mod._Conn(0, 0, None, "", budget, now, now)
+    client._slots[0].current = c
+    client._conns[0] = c
+    return client, c
+
+
 def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
     """a1c46c8's client: ``OkxClient._on_frame`` per frame (the connection object made by
     hand; that client parsed and applied each frame as it was received), then what its
     ``LiveSource`` did with each frame yielded: FrameDecoder (a second parse and apply), then
     the pipeline. Returns the events priced."""
-    client_mod = imp(pkg, "okx.client")
-    conn_mod = imp(pkg, "okx.connection")
-    L2Book = imp(pkg, "book").L2Book
+    client, c = bare_client(pkg)
     FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
     RawFrame = imp(pkg, "okx.frames").RawFrame
-    client = client_mod.OkxClient([("books", "BTC-USDT")], book_factory=L2Book)
-    now = time.monotonic()
-    c = client_mod._Conn(0, 0, None, "", conn_mod.RequestBudget(480, 3600.0), now, now)
-    client._slots[0].current = c
-    client._conns[0] = c
     decode, on, ready = FrameDecoder().decode, pipe._price, client._ready
     n = 0
     recv = time.time_ns()
@@ -169,17 +175,10 @@ def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
     ``FrameDecoder.decoded`` on each, then the pipeline. Returns the events priced."""
     import asyncio
 
-    client_mod = imp(pkg, "okx.client")
-    conn_mod = imp(pkg, "okx.connection")
-    L2Book = imp(pkg, "book").L2Book
+    client, c = bare_client(pkg)
+    client._started = True  # no connections: frames are handed to the handler directly
     Decoded = imp(pkg, "okx.decoded").Decoded
     FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
-    client = client_mod.OkxClient([("books", "BTC-USDT")], book_factory=L2Book)
-    client._started = True  # no connections: frames are handed to the handler directly
-    now = time.monotonic()
-    c = client_mod._Conn(0, 0, None, "", conn_mod.RequestBudget(480, 3600.0), now, now)
-    client._slots[0].current = c
-    client._conns[0] = c
     decoded, on, ready = FrameDecoder().decoded, pipe._price, client._ready
     mark = object()  # put behind each batch: the stream yields it when the batch is out
 

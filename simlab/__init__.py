@@ -11,10 +11,10 @@ uses (tens of MB of resident memory over a night's recording).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+from .lazy import lazy_api
 
 #: public name -> the module it lives in
 _API = {
@@ -39,14 +39,4 @@ if TYPE_CHECKING:
     from .sim import CostPipeline, OrderSpec, price_recording
 
 
-def __getattr__(name: str) -> Any:
-    mod = _API.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'simlab' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+__getattr__, __dir__ = lazy_api(__name__, _API)

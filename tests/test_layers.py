@@ -5,7 +5,7 @@ Ranks, lowest first; a package may import only from a lower rank (or itself). Fr
 Layout and the data flow wire -> okx -> feed -> (sim | exec) -> (store/record | results |
 widgets | report):
 
-0 base: monitor, and the leaf modules (_version, units, progress, extras, jsonsafe, core, the
+0 base: monitor, and the leaf modules (_version, units, progress, extras, jsonsafe, core, lazy, the
   C extension), which import nothing of simlab but each other
 1 okx: the wire format and the live client
 2 book, models: pure libraries (book takes the checksum from okx)
@@ -23,7 +23,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = {"monitor", "_version", "units", "progress", "extras", "jsonsafe", "core", "_native"}
+BASE = {"monitor", "_version", "units", "progress", "extras", "jsonsafe", "core", "_native",
+        "lazy"}
 RANK = {**dict.fromkeys(BASE, 0), "okx": 1, "book": 2, "models": 2, "store": 3, "feed": 4,
         "emulator": 4, "sim": 5, "record": 6, "sweep": 6, "widgets": 6, "demo": 6.5, "cli": 7,
         "": 7}

@@ -17,8 +17,9 @@ the client nor the writer unless it needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from simlab.lazy import lazy_api
 
 _API = {
     "DEDUP_WINDOW": "app", "OUTAGE_AFTER_S": "app", "RecordError": "app",
@@ -45,14 +46,4 @@ if TYPE_CHECKING:
     from .nopandas import without_pandas
 
 
-def __getattr__(name: str) -> Any:
-    mod = _API.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'simlab.record' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -7,8 +7,9 @@ The names are imported on first use (PEP 562): the recorder imports only the wri
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from simlab.lazy import lazy_api
 
 # eager: the writer needs it anyway, and the function ``verify`` must shadow the submodule
 # of the same name (a lazy lookup would find the module once anything imported it)
@@ -36,14 +37,4 @@ if TYPE_CHECKING:
     from .writer import RecordingWriter, rebuild
 
 
-def __getattr__(name: str) -> Any:
-    mod = _API.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'simlab.store' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+__getattr__, __dir__ = lazy_api(__name__, _API)
