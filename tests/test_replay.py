@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from simlab.book import L2Book
-from simlab.book.batch import rebuild_books
 from simlab.cli import main as cli
 from simlab.feed import FrameDecoder, ReplayError, ReplaySource, to_ns
 from simlab.feed.source import fmt_ns
 from simlab.feed.tables import book_messages, validity_from_breaks
+from simlab.sim.rebuild import rebuild_messages
 from simlab.store import Recording, RecordingWriter
 from simlab.store.verify import verify
 
@@ -150,8 +150,7 @@ def test_no_recordings():
 def _columnar_vs_events(path, channel, inst):
     """Top of book after every message: columnar kernel vs the event engine's book."""
     m = book_messages(Recording(path), channel, inst)
-    b = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                      m.size, n_streams=1)
+    b = rebuild_messages(m)
     evs = [(e.arrival, e.valid, [e.book.best_bid, e.book.best_bid_size, e.book.best_ask,
                                   e.book.best_ask_size])
            for e in ReplaySource(path, insts=[inst], channels=[channel]) if e.kind == "book"]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simlab.book.batch import Order, rebuild_books
+from simlab.book.batch import Order
 from simlab.feed.events import Event
 from simlab.feed.replay import (
     ReplayError,
@@ -51,6 +51,7 @@ from .costs import COST_COLUMNS, CostConstants, maker_probability, tick_costs
 from .fill_dataset import TRADES_CHANNEL, StreamPaths, run_features, trade_path
 from .model_use import check_slippage_model, model_guard, slippage_columns, slippage_inputs
 from .order import Instrument, OrderSpec
+from .rebuild import rebuild_messages
 
 #: Columns of the per-tick result table, in order. ``filled_share``: the part of the order
 #: the visible book filled (filled / requested, in the order's unit; 1 when ``complete``).
@@ -417,9 +418,8 @@ class CostPipeline:
                 mon.observe_arrays("book", self.channel, self.order.inst, m.recv_ns[sel],
                                    m.ts_ms[sel])
             emit = m.emit & m.valid
-            b = rebuild_books(m.msg_start, np.zeros(len(m), np.int32), m.flags, m.side, m.price,
-                              m.size, n_streams=1, orders=[self.walk_order], emit=emit,
-                              depth_n=self.feature_params.depth_levels if self.history else 0)
+            b = rebuild_messages(m, orders=[self.walk_order], emit=emit,
+                                 depth_n=self.feature_params.depth_levels if self.history else 0)
             t2 = perf_counter_ns()
             w = b.walk[emit, 0]
             bid, ask, bsz, asz = b.bid_px[emit], b.ask_px[emit], b.bid_sz[emit], b.ask_sz[emit]
