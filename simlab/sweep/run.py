@@ -61,6 +61,13 @@ class SweepResult:
     out: Path
 
 
+#: The cost columns :func:`metrics` summarises over the complete ticks: the mean of each and
+#: these percentiles.
+METRIC_PERCENTILES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("net_bps", (10, 50, 90, 99)), ("slippage_bps", (50, 90)), ("fee_bps", ()),
+    ("impact_bps", ()), ("maker_prob", ()))
+
+
 def metrics(table: pd.DataFrame) -> dict[str, Any]:
     """The summary metrics of a per-tick cost table (NaN where there is no finite value):
     the costs over the complete ticks, and how many ticks the book could not fill.
@@ -74,39 +81,25 @@ def metrics(table: pd.DataFrame) -> dict[str, Any]:
     >>> m["incomplete_ticks"], m["filled_share_mean"], m["filled_share_min"]
     (1, 0.75, 0.25)
     """
+    from simlab.monitor.stats import percentile_summary
     from simlab.sim.summary import complete_mask
 
     done = complete_mask(table)
     full = table[done]
-
-    def finite(col: str) -> np.ndarray:
-        a = full[col].to_numpy(dtype=np.float64)
-        return a[np.isfinite(a)]
-
-    def pct(col: str, q: float) -> float:
-        a = finite(col)
-        return float(np.percentile(a, q)) if len(a) else math.nan
-
-    def mean(col: str) -> float:
-        a = finite(col)
-        return float(a.mean()) if len(a) else math.nan
-
     out: dict[str, Any] = {"ticks": len(table)}
-    for col, stats in (("net_bps", ("mean", 10, 50, 90, 99)),
-                       ("slippage_bps", ("mean", 50, 90)), ("fee_bps", ("mean",)),
-                       ("impact_bps", ("mean",)), ("maker_prob", ("mean",))):
-        for s in stats:
-            out[f"{col}_{'mean' if s == 'mean' else f'p{s}'}"] = (
-                mean(col) if s == "mean" else pct(col, s))
+    for col, qs in METRIC_PERCENTILES:
+        out |= percentile_summary(full[col], qs, stats=("mean", "p"), prefix=f"{col}_")
     out["complete_share"] = float(done.mean()) if len(table) else math.nan
     out["incomplete_ticks"] = int((~done).sum())
-    share = (table["filled_share"].to_numpy(dtype=np.float64) if "filled_share" in table
+    # a NaN share (an unknown fill) makes the mean and min NaN: it is not dropped as a cost is
+    share = (table["filled_share"] if "filled_share" in table
              else np.where(done, 1.0, math.nan))
-    out["filled_share_mean"] = float(share.mean()) if len(share) else math.nan
-    out["filled_share_min"] = float(share.min()) if len(share) else math.nan
+    out |= percentile_summary(share, (), stats=("mean", "min"), only_finite=False,
+                              prefix="filled_share_")
     # a trained slippage model's mean prediction, beside slippage_bps (NaN without one)
-    out["slippage_model_bps_mean"] = (mean("slippage_model_bps") if "slippage_model_bps" in
-                                      table else math.nan)
+    out["slippage_model_bps_mean"] = (
+        percentile_summary(full["slippage_model_bps"], (), stats=("mean",))["mean"]
+        if "slippage_model_bps" in table else math.nan)
     return out
 
 
