@@ -261,7 +261,7 @@ def test_cells_order_and_counts():
     ({"grid": {"size": [1]}}, r"unknown parameter 'size'; known: side, notional, quantity"),
     ({"grid": {"notional": [1], "quantity": [1]}}, "exactly one"),
     ({"grid": {"side": ["buy"]}}, "notional .* or quantity"),
-    ({"grid": {"notional": [-1]}}, "notional must be > 0, got -1"),
+    ({"grid": {"notional": [-1]}}, "notional must be a finite number > 0, got -1"),
     ({"grid": {"notional": []}}, "non-empty list"),
     ({"grid": {"notional": [1, 1.0]}}, "duplicate"),
     ({"grid": {"notional": [1]}, "fixed": {"notional": 2}},

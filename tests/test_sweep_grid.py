@@ -37,7 +37,7 @@ def test_every_problem_is_listed_at_once_naming_its_key(tmp_path):
                   fixed={"lam": -1.0, "colour": "red"})
     msg = str(e.value)
     assert msg.startswith("the sweep spec has 5 problems:")
-    for part in ("grid: notional: notional must be > 0, got -5.0",
+    for part in ("grid: notional: notional must be a finite number > 0, got -5",
                  "grid: side: side must be one of ('buy', 'sell'), got 'hold'",
                  "grid: N: N must be an integer, got 2.5",
                  "fixed: lam must be >= 0, got -1.0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, duration, to_json
+from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, duration, duration_or_zero, to_json
 
 
 def add(sub) -> None:
@@ -36,7 +36,8 @@ def add(sub) -> None:
     p.add_argument("--mode", default="columnar", choices=["columnar", "events"],
                    help="columnar (fast) or events (the live code path, per-tick latency)")
     # One name per concept: the Almgren-Chriss T, N and lambda (YAML and Python: T, N, lam).
-    p.add_argument("--impact-horizon", "--T", dest="T", type=duration, default=60.0,
+    # 0 parses, so that RunConfig rejects it with its one message for the rule
+    p.add_argument("--impact-horizon", "--T", dest="T", type=duration_or_zero, default=60.0,
                    metavar="DURATION", help="impact: execution horizon T, e.g. 60s or 5m "
                    "(default 60s)")
     p.add_argument("--impact-steps", "--N", dest="N", type=int, default=60, metavar="N",

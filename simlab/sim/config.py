@@ -36,7 +36,7 @@ from simlab.feed.replay import TIME_BASES
 from simlab.models.fees import FeeRates
 from simlab.models.impact import ACParams
 
-from .order import ORDER_TYPES, SIDES, OrderSpec, order_size
+from .order import ORDER_TYPES, SIDES, OrderSpec, check_size, order_size
 
 #: Published symbols accepted for a field (the keyword API, the CLI's ``--T`` ..., sweep keys).
 ALIASES = {"T": "impact_horizon", "N": "impact_steps", "lam": "risk_aversion"}
@@ -98,6 +98,8 @@ FIELDS: dict[str, Field] = {
     "include_incomplete": Field("bool", False, "cost statistics over every tick, also those "
                                 "where the book could not fill the whole order"),
 }
+#: The order's size fields: checked as the order checks its size (:func:`check_size`).
+_SIZES = ("notional", "quantity")
 #: Fields that take an object in Python besides their plain kind (a loaded model, ACParams).
 _OBJECTS = {"impact": ACParams, "maker_taker_model": object, "slippage_model": object}
 
@@ -184,6 +186,10 @@ def check_value(name: str, value: Any, what: str | None = None) -> Any:
     Traceback (most recent call last):
     ...
     simlab.sim.config.ConfigError: side must be one of ('buy', 'sell'), got 'hold'
+    >>> check_value("notional", -5)
+    Traceback (most recent call last):
+    ...
+    simlab.sim.config.ConfigError: notional must be a finite number > 0, got -5
     """
     f = FIELDS[name]
     what = what or name
@@ -218,6 +224,11 @@ def check_value(name: str, value: Any, what: str | None = None) -> Any:
         if f.choices and value not in f.choices:
             raise bad(f"must be one of {f.choices}, got {value!r}")
         return value
+    if name in _SIZES:
+        try:
+            return check_size(value, what)  # the order's own message, as RunConfig gives it
+        except ValueError as e:
+            raise ConfigError(str(e), (name,)) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
             value):
         raise bad(f"must be a finite number, got {value!r}")
@@ -329,7 +340,7 @@ class RunConfig:
             yield ConfigError(str(e), ("notional", "quantity"))
             qty, unit = 1.0, "quote"  # the rest is still checked
         for name in FIELDS:
-            if name in ("notional", "quantity"):
+            if name in _SIZES:
                 continue
             try:
                 set_(self, name, check_value(name, getattr(self, name), n(name)))
@@ -446,7 +457,7 @@ class RunConfig:
         >>> RunConfig(inst="BTC-USDT", notional=1.0).with_(T=5).impact_horizon
         5.0
         """
-        return replace(self, **{resolve(k): v for k, v in kw.items()})
+        return replace(self, **_fields_of(kw))
 
     # -- derived -----------------------------------------------------------------------------
     @property
@@ -492,6 +503,7 @@ def _fields_of(kw: Mapping[str, Any]) -> dict[str, Any]:
     if "model" in kw:
         kw["maker_taker_model"] = kw.pop("model")
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}  # the name each field came by, for the message
     for k, v in kw.items():
         try:
             f = resolve(k)
@@ -499,9 +511,9 @@ def _fields_of(kw: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"unknown run parameter {k!r}; known: {', '.join(FIELDS)}",
                               ()) from None
         if f in out:
-            raise ConfigError(f"{k!r} and {_SYMBOL.get(f, f)!r} name the same parameter "
-                              f"({f}): give one", (f,))
-        out[f] = v
+            raise ConfigError(f"{given[f]!r} and {k!r} name the same parameter ({f}): "
+                              "give one", (f,))
+        out[f], given[f] = v, k
     return out
 
 

@@ -151,14 +151,15 @@ def _keyed(values: Mapping[str, Any], where: str, problems: list[str]) -> dict[s
     """``values`` by parameter name (fields named as RunConfig does, mapped); names that are
     no parameter, or two names of one, are problems."""
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}  # the name each parameter came by, for the message
     for name, v in values.items():
         key = param_key(name)
         if key is None:
             problems.append(str(_unknown(name, where)))
         elif key in out:
-            problems.append(f"{where}: {name!r} and {key!r} name the same parameter")
+            problems.append(f"{where}: {given[key]!r} and {name!r} name the same parameter")
         else:
-            out[key] = v
+            out[key], given[key] = v, name
     return out
 
 
