@@ -631,14 +631,14 @@ def test_a_frame_the_live_client_fails_on_is_stored_as_malformed(emulator_factor
                                                                  monkeypatch):
     """A bug in the client's handling of a frame (here: every trades push) must not lose
     the frame: it is passed on as malformed, counted, and the recording goes on."""
-    from simlab.okx.client import OkxClient
+    from simlab.okx.handler import FeedHandler
     from simlab.okx.normalize import STORED_MALFORMED
     from simlab.record import Recorder
 
     def broken(self, c, msg, payload, recv_ns):
         raise RuntimeError("injected bug in trade handling")
 
-    monkeypatch.setattr(OkxClient, "_on_trades", broken)
+    monkeypatch.setattr(FeedHandler, "_on_trades", broken)
     emu = emulator_factory(RandomMarket(seed=4, rate=300, instruments=["BTC-USDT"]), paused=True)
     out = tmp_path / "rec"
     info: dict = {}

@@ -3,8 +3,9 @@ connections, how requests are batched, and how fast connections and requests may
 
 From the protocol notes: all args of one request together at most 64 KB; at most 30 depth
 channels per connection (OKX advises fewer than 30); 3 new connections per second per IP;
-480 subscribe/unsubscribe/login requests per hour per connection. :mod:`simlab.okx.client`
-uses these; they are separate so they can be tested without a network.
+480 subscribe/unsubscribe/login requests per hour per connection. :mod:`simlab.okx.handler`
+uses these (and :mod:`simlab.okx.client` the connection rate); they are separate so they
+can be tested without a network.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The live client's WebSocket I/O, and nothing else: open a connection, send text, receive
-frames, close or abort it. :class:`~simlab.okx.client.OkxClient` decides what to do with
-them (subscriptions, keepalive, backoff, resync); a test gives it another transport."""
+frames, close or abort it. :class:`~simlab.okx.handler.FeedHandler` decides what to do
+(subscriptions, keepalive, backoff, resync) and :class:`~simlab.okx.client.OkxClient`
+performs it through this; a test gives the client another transport."""
 
 from __future__ import annotations
 
