@@ -13,6 +13,9 @@ Rows (data: the BTC-USDT ``books`` frames of the real OKX capture, repeated):
 - ``live per event``: frames through the live client's frame handling (the connection
   replaced by direct calls, no socket: what a frame costs the process) and the feed
   decoding to book ticks, then the per-event cost pipeline; the live code path. Events/s.
+- ``live feed per event``: the same without the pipeline: what issue 16 changed (each frame
+  parsed and applied once instead of twice), apart from the pricing that dominates the row
+  above.
 - ``replay per event``: ``CostPipeline.run(ReplaySource(...))`` over a recording.
 - ``columnar``: ``CostPipeline.run_recording`` over the same recording.
 - ``price_recording``: the whole pricing run as ``simlab replay`` makes it (read, calibrate
@@ -169,17 +172,21 @@ def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
 
 
 def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
-    """Today's client: ``OkxClient._on_frame`` per frame (a connection object made by hand,
-    no transport started), its own ``stream(decoded=True)`` (each frame parsed once on
-    receipt, applied once as it is yielded), and ``LiveSource``'s
+    """Today's client: its I/O-free ``FeedHandler.frame`` per frame (a connection opened
+    in the handler, no socket), the client's own ``stream(decoded=True)`` (each frame parsed
+    once on receipt, applied once as it is yielded), and ``LiveSource``'s
     ``FrameDecoder.decoded`` on each, then the pipeline. Returns the events priced."""
     import asyncio
 
-    client, c = bare_client(pkg)
+    client = imp(pkg, "okx.client").OkxClient([("books", "BTC-USDT")],
+                                              book_factory=imp(pkg, "book").L2Book)
+    h = client.handler
+    conn = h.opened(0, current=True)
+    h.drain()  # the subscribe it asks for: no socket to send it on
     client._started = True  # no connections: frames are handed to the handler directly
     Decoded = imp(pkg, "okx.decoded").Decoded
     FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
-    decoded, on, ready = FrameDecoder().decoded, pipe._price, client._ready
+    decoded, on, ready, frame = FrameDecoder().decoded, pipe._price, h.ready, h.frame
     mark = object()  # put behind each batch: the stream yields it when the batch is out
 
     async def main() -> int:
@@ -188,7 +195,7 @@ def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
         recv = time.time_ns()
         for k in range(0, len(frames), BATCH):
             for f in frames[k:k + BATCH]:
-                client._on_frame(c, f, recv)
+                frame(conn, f, recv)
             ready.append(mark)
             while (item := await stream.__anext__()) is not mark:
                 if type(item) is Decoded:
@@ -230,23 +237,35 @@ def rows_for(what: str, data: str, unit: str, rate: dict[str, list[float]]) -> l
              "note": f"{unit}; max/min {spread['before']:.2f} / {spread['after']:.2f}"}]
 
 
+class _NoPricing:
+    """Stands in for the cost pipeline where a row times the feed alone: takes each event
+    and does nothing with it."""
+
+    def _price(self, ev: Any) -> None:
+        pass
+
+
 def bench_live(pkgs: dict[str, str], rounds: int, n: int) -> list[dict]:
     frames = book_frames(n)
     drivers = {"before": live_before, "after": live_after}
+    data = f"BTC-USDT books, {n:,} frames"
 
-    def make(k: str) -> Callable[[], tuple[int, float]]:
+    def make(k: str, priced: bool) -> Callable[[], tuple[int, float]]:
         order, ac = order_and_ac(pkgs[k])
         pl = imp(pkgs[k], "sim.pipeline")
 
         def run() -> int:
+            if not priced:
+                return drivers[k](pkgs[k], frames, _NoPricing())
             pipe = pl.CostPipeline(order, impact=ac, metadata=META)
             pipe.reset()
             return drivers[k](pkgs[k], frames, pipe)
         return timed(run)
 
-    return rows_for("live per event: client + feed decode + cost pipeline",
-                    f"BTC-USDT books, {n:,} frames", "events/s",
-                    alternate({k: make(k) for k in pkgs}, rounds))
+    return (rows_for("live per event: client + feed decode + cost pipeline", data,
+                     "events/s", alternate({k: make(k, True) for k in pkgs}, rounds))
+            + rows_for("live feed per event: client + feed decode (no pricing)", data,
+                       "events/s", alternate({k: make(k, False) for k in pkgs}, rounds)))
 
 
 def bench_replay(pkgs: dict[str, str], rounds: int, rec: Path, n: int) -> list[dict]:
