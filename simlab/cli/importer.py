@@ -1,28 +1,30 @@
-"""``simlab import``."""
+"""``simlab import``: import existing data into a new recording
+
+Import SRC (format FORMAT) into a new recording DIR.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ._args import command, new_recording, no_progress
 from ._common import EXIT_OK
 
 
 def add(sub) -> None:
     from simlab.store.importers import IMPORTERS
 
-    p = sub.add_parser("import", help="import existing data into a new recording",
-                       description="Import SRC (format FORMAT) into a new recording DIR.")
+    p = command(sub, __doc__, run)
     p.add_argument("format", choices=sorted(IMPORTERS), metavar="FORMAT",
                    help=f"one of: {', '.join(sorted(IMPORTERS))}")
     p.add_argument("src", metavar="SRC",
                    help="input file (plain, .gz, .zip, .tar(.gz), .zst or .tar.zst; detected "
                         "from its content)")
-    p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
+    new_recording(p)
     p.add_argument("--instruments", metavar="FILE",
                    help="REST capture of /api/v5/public/instruments (okx-capture only)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    no_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:

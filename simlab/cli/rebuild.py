@@ -1,17 +1,19 @@
-"""``simlab rebuild``."""
+"""``simlab rebuild``: re-derive levels/ and trades/ from raw/
+
+Delete and re-derive the normalised tables from raw/.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from ._args import command
 from ._common import EXIT_OK
 
 
 def add(sub) -> None:
-    p = sub.add_parser("rebuild", help="re-derive levels/ and trades/ from raw/",
-                       description="Delete and re-derive the normalised tables from raw/.")
+    p = command(sub, __doc__, run)
     p.add_argument("dir", metavar="DIR")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,12 @@
-"""``simlab record``."""
+"""``simlab record``: record the live OKX feed into a new recording
+
+Record the OKX v5 public feed (or the emulator's) into a new recording DIR: raw frames and
+normalised tables in part files closed every --rotate, a status line on stderr, the log in
+DIR/record.log. Ctrl-C / SIGTERM closes the files and exits 0. A subscription the server
+refuses (e.g. OKX 60018 for a misspelled instrument) stops it with exit 1 naming the
+channel, instrument and OKX's code and message, unless --allow-partial. See
+docs/recording-format.md, 'Live recording'.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import signal
 import sys
 from dataclasses import fields
 
+from ._args import channels, command, new_recording
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 #: The recorder's default (simlab.record.app.OUTAGE_AFTER_S; not imported here: the
@@ -16,21 +25,11 @@ OUTAGE_AFTER_S = 90.0
 
 
 def add(sub) -> None:
-    p = sub.add_parser("record", help="record the live OKX feed into a new recording",
-                       description="Record the OKX v5 public feed (or the emulator's) into a "
-                                   "new recording DIR: raw frames and normalised tables in "
-                                   "part files closed every --rotate, a status line on "
-                                   "stderr, the log in DIR/record.log. Ctrl-C / SIGTERM "
-                                   "closes the files and exits 0. A subscription the server "
-                                   "refuses (e.g. OKX 60018 for a misspelled instrument) "
-                                   "stops it with exit 1 naming the channel, instrument and "
-                                   "OKX's code and message, unless --allow-partial. See "
-                                   "docs/recording-format.md, 'Live recording'.")
+    p = command(sub, __doc__, run)
     p.add_argument("--inst", required=True, type=csv_list, metavar="ID,ID",
                    help="instruments, comma-separated (e.g. BTC-USDT,ETH-USDT-SWAP)")
-    p.add_argument("--channels", type=csv_list, default=["books", "trades"], metavar="CH,CH",
-                   help="channels, comma-separated (default books,trades)")
-    p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
+    channels(p)
+    new_recording(p)
     p.add_argument("--duration", type=duration, metavar="T",
                    help="stop after T (e.g. 8h, 30m, 90s; default: until Ctrl-C)")
     p.add_argument("--rotate", type=duration, default=300.0, metavar="T",
@@ -63,7 +62,6 @@ def add(sub) -> None:
                         "stage latency percentiles (queue, parse, check, store, write), feed "
                         "latency per instrument, message rates, CPU, memory and threads (the "
                         "manifest keeps them either way, under live.monitor)")
-    p.set_defaults(run=run)
 
 
 def client_options(items: list[str]) -> dict:

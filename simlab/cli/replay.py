@@ -1,23 +1,23 @@
-"""``simlab replay``."""
+"""``simlab replay``: price an order at every tick of a recording
+
+Replay recording(s) DIR through the cost pipeline and print a cost summary (slippage, fees,
+impact, net cost, maker probability, latency). The statistics cover the ticks where the book
+could fill the whole order; the others are counted apart. Exit 1 when it could fill the
+order at no tick (no cost to report).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ._args import book_stream, command, ct_val, json_flag
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, duration, duration_or_zero, to_json
 
 
 def add(sub) -> None:
-    p = sub.add_parser("replay", help="price an order at every tick of a recording",
-                       description="Replay recording(s) DIR through the cost pipeline and "
-                       "print a cost summary (slippage, fees, impact, net cost, maker "
-                       "probability, latency). The statistics cover the ticks where the "
-                       "book could fill the whole order; the others are counted apart. Exit 1 "
-                       "when it could fill the order at no tick (no cost to report).")
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="recording(s), replayed in order")
-    p.add_argument("--inst", required=True, help="instrument, e.g. BTC-USDT")
-    p.add_argument("--channel", default="books", help="book channel (default books)")
+    p = command(sub, __doc__, run)
+    book_stream(p, "recording(s), replayed in order")
     p.add_argument("--side", required=True, choices=["buy", "sell"])
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--notional", type=float, help="order size in quote currency")
@@ -26,7 +26,7 @@ def add(sub) -> None:
     p.add_argument("--fee-tier", default="Lv1", help="OKX fee tier (Lv1, VIP1 ...)")
     p.add_argument("--maker-fee", type=float, help="maker rate override (fraction, e.g. 0.0002)")
     p.add_argument("--taker-fee", type=float, help="taker rate override (fraction)")
-    p.add_argument("--ct-val", type=float, help="contract value override (base units)")
+    ct_val(p)
     p.add_argument("--start", help="start time (ISO 8601, UTC; on the --time-basis clock)")
     p.add_argument("--end", help="end time (ISO 8601, UTC; on the --time-basis clock)")
     p.add_argument("--time-basis", default="exchange", choices=["exchange", "recv"],
@@ -51,7 +51,7 @@ def add(sub) -> None:
                    help="cost statistics over every tick, also those where the book could "
                    "not fill the whole order (priced for the part filled); default: over "
                    "the complete ticks only, the others counted apart")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    json_flag(p)
     p.add_argument("--out", metavar="F", help="write the per-tick table to this Parquet file")
     p.add_argument("--every", type=duration, metavar="DURATION",
                    help="with --out: one row per interval, e.g. 1s (the last tick of each)")
@@ -67,7 +67,6 @@ def add(sub) -> None:
                    help="also print the performance monitor: stage latency percentiles "
                         "(per stage with --mode events), feed latency per instrument, "
                         "message rates, CPU, memory and threads")
-    p.set_defaults(run=run)
 
 
 def config(args: argparse.Namespace):

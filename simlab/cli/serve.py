@@ -1,4 +1,8 @@
-"""``simlab serve``."""
+"""``simlab serve``: run a local OKX exchange (WebSocket + REST)
+
+Serve a simulated market (or a recording) over OKX's v5 public WebSocket and REST
+protocols until Ctrl-C. See docs/emulator.md.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,12 @@ import argparse
 import contextlib
 import sys
 
+from ._args import command
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 
 def add(sub) -> None:
-    p = sub.add_parser("serve", help="run a local OKX exchange (WebSocket + REST)",
-                       description="Serve a simulated market (or a recording) over OKX's v5 "
-                                   "public WebSocket and REST protocols until Ctrl-C. "
-                                   "See docs/emulator.md.")
+    p = command(sub, __doc__, run)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1); anything but loopback needs "
                         "--public")
@@ -56,7 +58,6 @@ def add(sub) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="SPEC",
                    help="KIND[:key=value,...], e.g. gap:inst=BTC-USDT,after=100 or "
                         "stall:duration=5,at=30 (repeat for several; see docs/emulator.md)")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,10 @@
-"""``simlab sweep``."""
+"""``simlab sweep``: run a parameter sweep over recordings (resumable)
+
+Price every cell of a grid (or random) spec of order, fee and impact parameters over
+recording(s) DIR, on a process pool, in process or on a Dask cluster. Each finished cell
+is written at once to OUT/cells/ (one Parquet dataset); a re-run skips the cells already
+done and retries failed ones. Exit 1 if a cell failed.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,12 @@ import argparse
 import json
 import sys
 
+from ._args import command, json_flag, no_progress
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list
 
 
 def add(sub) -> None:
-    p = sub.add_parser("sweep", help="run a parameter sweep over recordings (resumable)",
-                       description="Price every cell of a grid (or random) spec of order, fee "
-                       "and impact parameters over recording(s) DIR, on a process pool, in "
-                       "process or on a Dask cluster. Each finished cell is written at once to "
-                       "OUT/cells/ (one Parquet dataset); a re-run skips the cells already "
-                       "done and retries failed ones. Exit 1 if a cell failed.")
+    p = command(sub, __doc__, run)
     p.add_argument("dirs", nargs="*", metavar="DIR",
                    help="recording(s) (path or URI); default: the grid file's recordings")
     p.add_argument("--grid", required=True, metavar="FILE",
@@ -38,9 +40,8 @@ def add(sub) -> None:
                    help="also rank the cells where the book could not fill the order at "
                    "every tick (their costs cover the ticks it could); default: listed "
                    "apart, not ranked")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    json_flag(p)
+    no_progress(p)
 
 
 def _sweep_spec(args: argparse.Namespace):

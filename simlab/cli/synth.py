@@ -1,27 +1,27 @@
-"""``simlab synth``."""
+"""``simlab synth``: write a synthetic recording offline, in seconds
+
+Simulate the emulator's Cont-Stoikov-Talreja market for --seconds of simulated time and
+write what a live recording of it would hold (acks, snapshots, pushes, instrument
+metadata) to a new recording DIR. Deterministic: the same arguments give the same data.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ._args import channels, command, new_recording, no_progress
 from ._common import EXIT_OK, EXIT_USAGE, csv_list, duration, duration_or_zero
 
 
 def add(sub) -> None:
-    p = sub.add_parser("synth", help="write a synthetic recording offline, in seconds",
-                       description="Simulate the emulator's Cont-Stoikov-Talreja market for "
-                                   "--seconds of simulated time and write what a live "
-                                   "recording of it would hold (acks, snapshots, pushes, "
-                                   "instrument metadata) to a new recording DIR. "
-                                   "Deterministic: the same arguments give the same data.")
-    p.add_argument("--out", required=True, metavar="DIR", help="new recording directory")
+    p = command(sub, __doc__, run)
+    new_recording(p)
     p.add_argument("--duration", "--seconds", dest="seconds", type=duration, default=600.0,
                    metavar="DURATION", help="simulated time, e.g. 600s or 10m (default 10m)")
     p.add_argument("--inst", type=csv_list, default=["BTC-USDT"], metavar="ID,ID",
                    help="instruments, comma-separated (default BTC-USDT)")
-    p.add_argument("--channels", type=csv_list, default=["books", "trades"], metavar="CH,CH",
-                   help="channels, comma-separated (default books,trades)")
+    channels(p)
     p.add_argument("--seed", type=int, default=0, help="market, seqId and connId seed")
     p.add_argument("--imbalance-flow", type=float, metavar="BETA",
                    help="market orders follow the touch imbalance I: buys at mu/2*(1+BETA*I), "
@@ -31,8 +31,7 @@ def add(sub) -> None:
     p.add_argument("--latency", type=duration_or_zero, default=0.005, metavar="DURATION",
                    help="receive time after the exchange time, e.g. 5ms (default 5ms)")
     p.add_argument("--latency-ms", type=float, help=argparse.SUPPRESS)  # the old spelling
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    no_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:

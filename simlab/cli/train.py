@@ -1,4 +1,8 @@
-"""``simlab train``."""
+"""``simlab train``: train a model on recordings (maker-taker, slippage)
+
+Learn from recordings: label and fit, evaluate out of sample in time order, print the
+metrics and save the model as JSON.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,12 @@ import argparse
 import json
 import sys
 
+from ._args import book_stream, command, ct_val, json_flag
 from ._common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, csv_list, duration
 
 
 def add(sub) -> None:
-    p = sub.add_parser("train", help="train a model on recordings (maker-taker, slippage)",
-                       description="Learn from recordings: label and fit, evaluate out of "
-                       "sample in time order, print the metrics and save the model as JSON.")
+    p = command(sub, __doc__, run)
     kinds = p.add_subparsers(dest="kind", required=True)
     mt = kinds.add_parser("maker-taker", help="logistic model of a passive fill within H",
                           description="Label a virtual limit order at the best price at "
@@ -24,9 +27,7 @@ def add(sub) -> None:
                           "moments; fit the mean (linear) and quantiles (linear quantile "
                           "regression) of slippage in bps; report coverage out of sample.")
     for q in (mt, sl):
-        q.add_argument("dirs", nargs="+", metavar="DIR", help="recording(s), in time order")
-        q.add_argument("--inst", required=True, help="instrument, e.g. BTC-USDT")
-        q.add_argument("--channel", default="books", help="book channel (default books)")
+        book_stream(q, "recording(s), in time order")
         q.add_argument("--every", type=duration, default=1.0, metavar="T",
                        help="sampling step (default 1s)")
         q.add_argument("--lookback", type=duration, default=5.0, metavar="T",
@@ -43,11 +44,11 @@ def add(sub) -> None:
         q.add_argument("--test-fraction", type=float, default=0.3, metavar="F",
                        help="latest share of the data held out (default 0.3)")
         q.add_argument("--features", type=csv_list, metavar="A,B", help="subset of the features")
-        q.add_argument("--ct-val", type=float, help="contract value override (base units)")
+        ct_val(q)
         q.add_argument("--out", required=True, metavar="F", help="model file to write (JSON)")
         q.add_argument("--dataset", metavar="F", help="also write the labelled rows (Parquet)")
         q.add_argument("--plot", metavar="F", help="also save the reliability / coverage plot")
-        q.add_argument("--json", action="store_true", help="print the metrics as JSON")
+        json_flag(q, "the metrics")
         q.add_argument("--allow-weak", action="store_true",
                        help="save the model even if it does not beat its baseline out of "
                        "sample (it is marked weak in the file and warns when used); "
@@ -72,7 +73,6 @@ def add(sub) -> None:
                     help="order sizes in quote (default: 0.1 .. 2 x the median top depth)")
     sl.add_argument("--quantiles", type=csv_list, default=["0.5", "0.9", "0.99"], metavar="A,B",
                     help="quantiles to fit (default 0.5,0.9,0.99)")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
