@@ -46,6 +46,25 @@ from .source import MarketSource
 RECV_TIME = "simulated: exchange ts_ms + latency_ms (no clock)"
 
 
+def _acks(op: str, conns: Sequence[Sequence[tuple[str, str]]], seed: int,
+          next_id: Any) -> Iterable[tuple[int, str, str, bytes]]:
+    """``(connection, channel, instId, frame)``: the emulator's acknowledgement of ``op``
+    (``subscribe`` / ``unsubscribe``) for each stream of each connection, worded and with
+    the connId as the emulator sends it (``Emulator._conn_id``), requested in the live
+    client's batches with the ids ``next_id`` gives (drawn lazily, in request order).
+
+    >>> [(n, ch, f[:22]) for n, ch, _, f in _acks("subscribe", [[("books", "X")]], 0,
+    ...                                           lambda: "1")]
+    [(0, 'books', b'{"id":"1","event":"sub')]
+    """
+    for n, args in enumerate(conns):
+        conn_id = _conn_id(seed, n)
+        for rid, _, batch in batch_requests(op, args, next_id):
+            for ch, inst in batch:
+                yield n, ch, inst, encode_event(op, {"channel": ch, "instId": inst},
+                                                conn_id=conn_id, id=rid)
+
+
 def _instruments(instruments: str | Iterable[str] | None, market: MarketSource | None
                  ) -> list[str]:
     if instruments is None:
@@ -197,17 +216,11 @@ def write_synthetic_recording(
             w.set_instrument(inst, instrument_metadata({"data": [instrument_json(meta[inst])]})
                              [inst])
         ns = t0 * 1_000_000 + lat_ns
-        for n, args in enumerate(conns):
-            # The emulator's acks and connIds (Emulator._conn_id), the live client's
-            # request batching and ids.
-            conn_id = _conn_id(seed, n)
-            for rid, _, batch in batch_requests("subscribe", args, next_id):
-                for ch, inst in batch:
-                    w.add(encode_event("subscribe", {"channel": ch, "instId": inst},
-                                       conn_id=conn_id, id=rid), ns, n)
-                    snap = pub.snapshot(ch, inst) if ch != TRADES else None
-                    if snap is not None:
-                        w.add(snap.frame, max(ns, snap.ts_ms * 1_000_000 + lat_ns), n)
+        for n, ch, inst, ack in _acks("subscribe", conns, seed, next_id):
+            w.add(ack, ns, n)
+            snap = pub.snapshot(ch, inst) if ch != TRADES else None
+            if snap is not None:
+                w.add(snap.frame, max(ns, snap.ts_ms * 1_000_000 + lat_ns), n)
         last = ns
         # Counted in ms (exact integers), shown in simulated seconds.
         with bar(progress, total=dur_ms, unit="s", unit_scale=0.001, desc="synth",
@@ -224,10 +237,6 @@ def write_synthetic_recording(
                 pbar.update(nxt - t)
                 t = nxt
         last = max(last, end_ms * 1_000_000 + lat_ns)
-        for n, args in enumerate(conns):
-            conn_id = _conn_id(seed, n)
-            for rid, _, batch in batch_requests("unsubscribe", args, next_id):
-                for ch, inst in batch:
-                    w.add(encode_event("unsubscribe", {"channel": ch, "instId": inst},
-                                       conn_id=conn_id, id=rid), last, n)
+        for n, _, _, ack in _acks("unsubscribe", conns, seed, next_id):
+            w.add(ack, last, n)
     return Path(out)
