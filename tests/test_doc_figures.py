@@ -228,6 +228,22 @@ TICK = "per-tick latency, per-event run"
 FRAMES = "OKX.ws.1.0 x100 (41,000 frames)"
 HFT = "hftbacktest {}, elapse to end, {}"
 
+#: The sweep rows (1 worker, 2 workers) the README and docs/sweeps.md quote.
+POOL = ("sweep, process pool, 1 worker", "sweep, process pool, 2 workers")
+DASK = ("sweep, Dask LocalCluster, 1 worker", "sweep, Dask LocalCluster, 2 workers")
+SWEEP_CITES = ("python -m benchmarks --only sweep --runs 5", "2026-11-25")
+
+
+def sweep(rows: tuple[str, str], *quoted: str) -> tuple[tuple[str, Source], ...]:
+    """The figures quoted of one executor's sweep ``rows``, in this order: cells/s on 1
+    worker, on 2, and the 2 / 1 ratio the 2-worker row notes (``x1.40``)."""
+    sources = (med(rows[0]), med(rows[1]), note(rows[1], r"x([\d.]+)"))
+    return tuple(zip(quoted, sources, strict=False))
+
+
+#: The whole suite's sweep rows of the same day, as the README and docs/sweeps.md quote them.
+WHOLE_SWEEP = (*sweep(POOL, "57", "83"), *sweep(DASK, "25", "41"))
+
 CLAIMS = [
     # README.md: the performance table, one run (the whole suite, 2026-11-25)
     Claim("README.md", "139,000 frames/s (162,000 without checksum)", WHOLE, (
@@ -336,39 +352,18 @@ CLAIMS = [
     # README.md: sweeps, their own run, and the whole suite's
     Claim("README.md", "process pool 69 cells/s on 1 worker and 97 on 2 (x1.40); Dask "
           "`LocalCluster` 44 and 59 (x1.33)", SWEEP, (
-              ("69", med("sweep, process pool, 1 worker")),
-              ("97", med("sweep, process pool, 2 workers")),
-              ("x1.40", note("sweep, process pool, 2 workers", r"x([\d.]+)")),
-              ("44", med("sweep, Dask LocalCluster, 1 worker")),
-              ("59", med("sweep, Dask LocalCluster, 2 workers")),
-              ("x1.33", note("sweep, Dask LocalCluster, 2 workers", r"x([\d.]+)")),
-          ), ("python -m benchmarks --only sweep --runs 5", "2026-11-25")),
-    Claim("README.md", "the same rows gave 57/83 and 25/41", WHOLE, (
-        ("57", med("sweep, process pool, 1 worker")), ("83", med("sweep, process pool, 2 workers")),
-        ("25", med("sweep, Dask LocalCluster, 1 worker")),
-        ("41", med("sweep, Dask LocalCluster, 2 workers")),
-    ), ("whole suite's run",)),
+              *sweep(POOL, "69", "97", "x1.40"), *sweep(DASK, "44", "59", "x1.33")), SWEEP_CITES),
+    Claim("README.md", "the same rows gave 57/83 and 25/41", WHOLE, WHOLE_SWEEP,
+          ("whole suite's run",)),
     # docs/sweeps.md
-    Claim("docs/sweeps.md", "| process pool | 69 cells/s | 97 cells/s | 1.40 |", SWEEP, (
-        ("69", med("sweep, process pool, 1 worker")),
-        ("97", med("sweep, process pool, 2 workers")),
-        ("1.40", note("sweep, process pool, 2 workers", r"x([\d.]+)")),
-    ), ("python -m benchmarks --only sweep --runs 5", "2026-11-25")),
-    Claim("docs/sweeps.md", "| Dask LocalCluster | 44 cells/s | 59 cells/s | 1.33 |", SWEEP, (
-        ("44", med("sweep, Dask LocalCluster, 1 worker")),
-        ("59", med("sweep, Dask LocalCluster, 2 workers")),
-        ("1.33", note("sweep, Dask LocalCluster, 2 workers", r"x([\d.]+)")),
-    ), ("python -m benchmarks --only sweep --runs 5", "2026-11-25")),
+    Claim("docs/sweeps.md", "| process pool | 69 cells/s | 97 cells/s | 1.40 |", SWEEP,
+          sweep(POOL, "69", "97", "1.40"), SWEEP_CITES),
+    Claim("docs/sweeps.md", "| Dask LocalCluster | 44 cells/s | 59 cells/s | 1.33 |", SWEEP,
+          sweep(DASK, "44", "59", "1.33"), SWEEP_CITES),
     Claim("docs/sweeps.md", "gave 57 and 83 cells/s on the process pool and 25 and 41 on "
-          "Dask", WHOLE, (
-              ("57", med("sweep, process pool, 1 worker")),
-              ("83", med("sweep, process pool, 2 workers")),
-              ("25", med("sweep, Dask LocalCluster, 1 worker")),
-              ("41", med("sweep, Dask LocalCluster, 2 workers")),
-          ), ("whole suite's run",)),
+          "Dask", WHOLE, WHOLE_SWEEP, ("whole suite's run",)),
     Claim("docs/sweeps.md", "about 14.5 ms (1/69 s on one worker)", SWEEP, (
-        ("14.5", per(1000, med("sweep, process pool, 1 worker"))),
-        ("69", med("sweep, process pool, 1 worker")),
+        ("14.5", per(1000, med(POOL[0]))), *sweep(POOL, "69"),
     ), ("1/69 s",)),   # the table's figure just above
     # docs/emulator.md: one run, 2026-11-24
     Claim("docs/emulator.md", "| emulator -> 1 client, CST market, checksums on | 15,606 |", EMU, (
