@@ -42,10 +42,16 @@ RAW_SCHEMA = pa.schema([
     pa.field("payload", pa.binary(), nullable=False),
 ])
 
-LEVELS_SCHEMA = pa.schema([
+#: The columns a normalised row starts with: the frame it came from (its raw ``arrival``),
+#: that frame's receive time and the exchange's time of the message.
+_STAMPS = [
     pa.field("arrival", pa.int64(), nullable=False),
     pa.field("recv_ns", pa.int64(), nullable=False),
     pa.field("ts_ms", pa.int64(), nullable=False),
+]
+
+LEVELS_SCHEMA = pa.schema([
+    *_STAMPS,
     pa.field("seq_id", pa.int64()),
     pa.field("prev_seq_id", pa.int64()),
     pa.field("checksum", pa.int64()),
@@ -59,9 +65,7 @@ LEVELS_SCHEMA = pa.schema([
 ])
 
 TRADES_SCHEMA = pa.schema([
-    pa.field("arrival", pa.int64(), nullable=False),
-    pa.field("recv_ns", pa.int64(), nullable=False),
-    pa.field("ts_ms", pa.int64(), nullable=False),
+    *_STAMPS,
     pa.field("trade_id", pa.string(), nullable=False),
     pa.field("side", pa.string(), nullable=False),
     pa.field("price", pa.float64(), nullable=False),
