@@ -56,6 +56,23 @@ async def advance(emu, ms: int, rec: Recorder, steps: int = 1) -> None:
         await rec.idle(0.25)
 
 
+def record_paused(emu, out, ms: int, steps: int = 2, timeout: float = 30) -> None:
+    """Record the paused emulator: until every book is synced (moving its clock 200 ms at a
+    time while not: a REST splice needs updates after its snapshot), then ``ms`` more in
+    ``steps``."""
+    async def main():
+        rec = recorder(emu, out)
+        task = asyncio.create_task(rec.run())
+        await rec.until(lambda: rec.client is not None and rec.events > 0, what="start")
+        while not synced(rec):
+            await advance(emu, 200, rec)
+        await advance(emu, ms, rec, steps=steps)
+        rec.stop("test done")
+        return await task
+
+    run(main(), timeout=timeout)
+
+
 def sent_frames(emu) -> int:
     """Data pushes the emulator wrote to its current connections."""
     return sum(c.sent for c in emu.emulator.connections)
@@ -289,18 +306,7 @@ def test_a_64008_notice_switches_connections_without_loss(emulator_factory, tmp_
 def test_rest_bootstrap_mode_records_correct_books(emulator_factory, tmp_path, faults):
     emu = emulator_factory(market(), paused=True, snapshot=False, faults=faults)
     out = tmp_path / "rec"
-
-    async def main():
-        rec = recorder(emu, out)
-        task = asyncio.create_task(rec.run())
-        await rec.until(lambda: rec.client is not None and rec.events > 0, what="start")
-        while not synced(rec):  # the splice needs updates after the REST snapshot
-            await advance(emu, 200, rec)
-        await advance(emu, 1000, rec, steps=2)
-        rec.stop("test done")
-        return await task
-
-    run(main(), timeout=40)
+    record_paused(emu, out, 1000, timeout=40)
     rep = verify(out)
     assert rep.ok, rep.problems
     for inst in INSTS:
@@ -326,16 +332,7 @@ def test_rest_bootstrap_mode_records_correct_books(emulator_factory, tmp_path, f
 def test_checksum_zero_feed_records_correct_books(emulator_factory, tmp_path):
     emu = emulator_factory(market(), paused=True, checksum=False)
     out = tmp_path / "rec"
-
-    async def main():
-        rec = recorder(emu, out)
-        task = asyncio.create_task(rec.run())
-        await rec.until(lambda: synced(rec), what="initial snapshots")
-        await advance(emu, 2000, rec, steps=2)
-        rec.stop("test done")
-        return await task
-
-    run(main(), timeout=30)
+    record_paused(emu, out, 2000)
     rep = verify(out)
     assert rep.ok, rep.problems
     for inst in INSTS:

@@ -110,12 +110,16 @@ def normalize(payload: bytes | str, wire_format: str = WIRE_WS) -> Normalized:
         else:
             msg = parse_frame(payload)
         return _classify(msg)
-    except OkxParseError as e:
-        return Normalized("malformed", error=e.reason)
     except Exception as e:
-        # The checks promise OkxParseError; anything else is still bad input, not a crash
-        # (and its text is not shown: it could quote the whole frame).
-        return Normalized("malformed", error=f"{INTERNAL_REASON} ({type(e).__name__})")
+        return _unusable(e)
+
+
+def _unusable(e: Exception, prefix: str = "") -> Normalized:
+    if isinstance(e, OkxParseError):
+        return Normalized("malformed", error=prefix + e.reason)
+    # The checks promise OkxParseError; anything else is still bad input, not a crash (and
+    # its text is not shown: it could quote the whole frame).
+    return Normalized("malformed", error=f"{prefix}{INTERNAL_REASON} ({type(e).__name__})")
 
 
 #: The partition of frames stored as malformed (the recording format's ``_malformed``).
@@ -350,12 +354,35 @@ def normalize_raw(payload: bytes, conn: int, channel: str | None, inst: str | No
         return normalize(payload, wire_format)
     try:
         msg = parse_rest_book(payload, channel or "", inst or "")
+    except Exception as e:
+        return _unusable(e, _REST)
+    return normalize_parsed(msg, conn, channel, inst)
+
+
+_REST = "REST snapshot: "
+
+
+def normalize_parsed(msg: Any, conn: int = 0, channel: str | None = None,
+                     inst: str | None = None) -> Normalized:
+    """What :func:`normalize_raw` gives for a frame already parsed into ``msg`` (e.g. by
+    the live client, :class:`~simlab.okx.decoded.Decoded`), without parsing it again: the
+    live recorder stores a frame from its message as ``verify`` and ``rebuild`` read it from
+    its payload. With ``conn == REST_CONN`` it is a REST snapshot of ``channel``/``inst``.
+
+    >>> from simlab.okx.messages import BookMsg
+    >>> n = normalize_parsed(BookMsg("books", "X", "update", [["1", "2"]], [], 5, 9, 8, 0))
+    >>> n.kind, n.table, n.rows["price"]
+    ('book', 'levels', [1.0])
+    >>> normalize_parsed(BookMsg("books", "X", "snapshot", [["1", "x"]], [], 5, 9, -1),
+    ...                  REST_CONN, "books", "X").error
+    "REST snapshot: bid size is not a number: 'x'"
+    """
+    try:
+        if conn != REST_CONN:
+            return _classify(msg)
         rows = level_rows(msg)
-    except OkxParseError as e:
-        return Normalized("malformed", error=f"REST snapshot: {e.reason}")
-    except Exception as e:  # see normalize
-        return Normalized("malformed", error=f"REST snapshot: {INTERNAL_REASON} "
-                                             f"({type(e).__name__})")
+    except Exception as e:
+        return _unusable(e, _REST if conn == REST_CONN else "")
     return Normalized("book", channel, inst, msg, "levels", rows, msg.ts)
 
 

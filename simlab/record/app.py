@@ -1,10 +1,15 @@
 """``simlab record``: record the live OKX feed overnight into a simlab recording.
 
 The asyncio loop runs the live client (:class:`simlab.okx.client.OkxClient`) and does
-nothing slow: each frame and event goes into a bounded queue
-(:class:`~simlab.record.writer_queue.WriterQueue`), and a writer thread
-(:class:`~simlab.record.writer_thread.WriterThread`) turns them into the recording
-(:class:`~simlab.store.writer.RecordingWriter` in rotating mode).
+nothing slow: each frame (decoded once by the client, :class:`~simlab.okx.decoded.Decoded`:
+its message and, for a book frame, its integrity outcome) and event goes into a bounded
+queue (:class:`~simlab.record.writer_queue.WriterQueue`), and a writer thread
+(:class:`~simlab.record.writer_thread.WriterThread`) turns them into the recording: the
+format writer (:class:`~simlab.store.writer.RecordingWriter` in rotating mode, without a
+book check of its own) wrapped by the store stage
+(:class:`~simlab.record.decoded.DecodedStore`: rows from the message, integrity events from
+the outcome, the client's integrity summary at every rotation) and the monitoring stage.
+Nothing there parses or applies a frame again.
 Every ``rotate`` seconds the current part files are closed (flushed, fsync'd, renamed) and
 listed in the manifest, so a crash loses at most the current rotation and readers never
 see a half-written file.
@@ -29,12 +34,12 @@ listed, the current rotation is removed, and :class:`RecordError` names the dire
 what could not be written. The log goes to ``DIR/record.log`` (:mod:`simlab.record.log`;
 ignored by ``simlab verify``'s stray-file check).
 
-A :class:`~simlab.monitor.Monitor` (on by default) times the writer thread's stages per
-frame (:class:`~simlab.record.monitored.MonitoredStage`: ``queue``: waiting in the queue,
-``parse``, ``check``, ``store``; ``write`` per Parquet write), the feed latency and message
-counts per stream, and the process's CPU, RSS and threads; its summary goes to the manifest
-(``live.monitor``) at every rotation and at the end. See ``docs/recording-format.md``,
-"Live recording".
+A :class:`~simlab.monitor.Monitor` (on by default) times each frame's stages
+(:class:`~simlab.record.monitored.MonitoredStage`: ``queue``: waiting in the queue;
+``parse`` and ``check``, measured in the client; ``store``; ``write`` per Parquet write),
+the feed latency and message counts per stream, and the process's CPU, RSS and threads;
+its summary goes to the manifest (``live.monitor``) at every rotation and at the end. See
+``docs/recording-format.md``, "Live recording".
 """
 
 from __future__ import annotations
@@ -55,11 +60,13 @@ from simlab import __version__
 from simlab.book import L2Book
 from simlab.monitor import Monitor
 from simlab.okx.client import ClientEvent, OkxClient
+from simlab.okx.decoded import Decoded
 from simlab.okx.frames import RawFrame
 from simlab.okx.messages import BOOK_CHANNELS
 from simlab.store.manifest import RecordingError, ns_to_iso, utc_now, write_manifest
 from simlab.store.writer import RecordingWriter
 
+from .decoded import DecodedStore, integrity_snapshot
 from .feedlog import FeedLog
 from .log import RECORD_LOG, RecordLog
 from .monitored import MonitoredStage
@@ -146,8 +153,10 @@ class Recorder:
     ``flush_bytes`` (the writer's buffers, see :mod:`simlab.store.writer`), ``status`` (a stream for
     the status line, None for stderr, False for none) every ``status_interval`` s,
     ``console`` (also log warnings on stderr). ``tap`` is called with every frame written,
-    numbered as in the recording (e.g. a :class:`simlab.feed.live.FrameTap` pricing each tick
-    live); an exception in it is logged and never stops the recording. ``metadata``: fetch the
+    numbered as in the recording, as the client decoded it (a
+    :class:`~simlab.okx.decoded.Decoded`; e.g. a :class:`simlab.feed.live.FrameTap` pricing
+    each tick live decodes nothing again); an exception in it is logged and never stops
+    the recording. ``metadata``: fetch the
     instruments' metadata (tick size, contract value ...) from the REST API at start and
     keep it in the manifest. ``monitor``: True (default) for a
     :class:`~simlab.monitor.Monitor` of the writer thread's stages, the feed and the
@@ -225,9 +234,10 @@ class Recorder:
         self.client: OkxClient | None = None
         #: The recording being written (once :meth:`run` has opened it).
         self.recording: RecordingWriter | None = None
-        #: What the writer thread hands each frame to: :attr:`recording`, or the
-        #: :class:`~simlab.record.monitored.MonitoredStage` around it.
-        self.writer: RecordingWriter | MonitoredStage | None = None
+        #: What the writer thread hands each frame to: the
+        #: :class:`~simlab.record.decoded.DecodedStore` around :attr:`recording`, or the
+        #: :class:`~simlab.record.monitored.MonitoredStage` around that.
+        self.writer: DecodedStore | MonitoredStage | None = None
         # loop side
         self.frames = 0  # frames received from the client
         self.per_stream: Counter = Counter()
@@ -352,6 +362,7 @@ class Recorder:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await t
             if self._thread is not None and self._thread.is_alive():
+                self._integrity()
                 self.q.put(("close", self._stop_reason or "interrupted"))
                 await asyncio.to_thread(self._thread.join, 60)
             if self._thread is None or not self._thread.is_alive():
@@ -387,14 +398,16 @@ class Recorder:
                   "rest_url": self.client_options.get("rest_url"),
                   "rotate_s": self.rotate, "duration_s": self.duration,
                   "recv_time": "local clock (time.time_ns) when the client read the frame"}
+        # no book check in the writer: the client applied every book frame, once
         rec = self.recording = RecordingWriter(self.out, source, flush_rows=self.flush_rows,
-                                               flush_bytes=self.flush_bytes, check_books=True,
+                                               flush_bytes=self.flush_bytes, check_books=False,
                                                rotating=True)
+        store = DecodedStore(rec)
         stage = None
         if self.monitor is not None:
-            stage = MonitoredStage(rec, self.monitor)
+            stage = MonitoredStage(store, self.monitor)
             rec.manifest_hooks.append(stage.into_manifest)
-        self.writer = stage if stage is not None else rec
+        self.writer = stage if stage is not None else store
         # What was asked for, beside what arrives (channels), from the first manifest on.
         rec.manifest["requested"] = [{"channel": ch, "inst": inst}
                                      for ch, inst in self.subscriptions]
@@ -442,6 +455,7 @@ class Recorder:
         self._end_episode()
         for o in self.outages.close(self._clock()):
             self.q.put(("outage", dict(o)))
+        self._integrity()
         self.q.put(("close", self._stop_reason))
         await asyncio.to_thread(self._thread.join)
 
@@ -464,7 +478,7 @@ class Recorder:
     # -- loop side: client -> queue ---------------------------------------------------------
     async def _consume(self, client: OkxClient) -> None:
         try:
-            async for item in client.stream():
+            async for item in client.stream(decoded=True):
                 if isinstance(item, RawFrame):
                     self._frame(item)
                 elif isinstance(item, ClientEvent):
@@ -476,7 +490,7 @@ class Recorder:
         if not self._stop.is_set():
             self.stop("the client's stream ended")
 
-    def _frame(self, f: RawFrame) -> None:
+    def _frame(self, f: Decoded) -> None:
         self.frames += 1
         self._last_frame = time.monotonic()
         if self._error is not None:
@@ -500,6 +514,15 @@ class Recorder:
             log.warning("writer queue full (%d frames, %d bytes): dropping frames from client "
                         "arrival %d (%s:%s)", self.q.frames, self.q.bytes, f.arrival,
                         f.channel, f.inst)
+
+    def _integrity(self) -> None:
+        """The client's book-integrity summary to the writer thread, ahead of a rotation or
+        the close (the manifest's ``integrity``). Taken here, on the thread that applies the
+        frames as the client yields them, so it counts exactly the frames yielded before
+        it (the queued ones, and any dropped); the writer thread gets a copy of its own."""
+        if self.client is not None:
+            books = self.client.handler.books  # the client's BookIntegrity, the one owner
+            self.q.put(("integrity", integrity_snapshot(books.summary())))
 
     def _tap(self, f: RawFrame) -> None:
         try:
@@ -593,6 +616,7 @@ class Recorder:
                 return
             self._check_outages()
             if now >= next_rotate:
+                self._integrity()
                 self.q.put(("rotate",))
                 next_rotate = max(next_rotate + self.rotate, now + self.rotate / 2)
             if now >= next_status:

@@ -1,12 +1,17 @@
-"""A recording writer with each stage of each frame timed for a
-:class:`~simlab.monitor.Monitor` (the live recorder's writer thread).
+"""The live recorder's store stage with each stage of each frame timed for a
+:class:`~simlab.monitor.Monitor` (the writer thread's).
 
-:class:`MonitoredStage` runs a frame through the writer's stages itself and times each:
-``parse`` (normalising it), ``store`` (:meth:`RecordingWriter.store
-<simlab.store.writer.RecordingWriter.store>`: buffering and counting), ``check`` (the
-writer's book check, book frames only) and ``write`` (each Parquet write the writer reports
-through ``on_write``: a flush of full buffers, or a rotation's sealing); ``queue`` is how
-long frames waited before they got here, appended by the caller to :attr:`queue_times`.
+:class:`MonitoredStage` runs a frame through a :class:`~simlab.record.decoded.DecodedStore`
+and reports, per frame: ``parse`` (turning the payload into its message and table rows: the
+live client's parse, ``Decoded.parse_ns``, plus deriving the rows here; a frame the client
+passed on unparsed, a pong or a malformed one, is parsed here), ``check`` (the client's
+application of a book frame to its book, ``Decoded.decode_ns - parse_ns``; book frames
+only), ``store`` (:meth:`RecordingWriter.store
+<simlab.store.writer.RecordingWriter.store>`: buffering and counting, and keeping the
+frame's integrity events) and ``write`` (each Parquet write the writer reports through
+``on_write``: a flush of full buffers, or a rotation's sealing); ``queue`` is how long
+frames waited before they got here, appended by the caller to :attr:`queue_times`. So
+``parse`` and ``check`` are measured where they happen, once, on the client's thread.
 It also counts every data frame of a stream with its receive and exchange times (feed
 latency, message rates). All of it is buffered in plain lists (no container allocated per
 frame: that would wake the garbage collector more often, which costs more than the
@@ -22,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from simlab.jsonsafe import json_safe
 from simlab.okx.frames import RawFrame
-from simlab.okx.normalize import normalize_raw
 from simlab.store.schema import MALFORMED_CHANNEL, utc_date
 from simlab.store.writer import partition_of
 
 if TYPE_CHECKING:
     from simlab.monitor import Monitor
-    from simlab.store.writer import RecordingWriter
+
+    from .decoded import DecodedStore
 
 #: The stages a :class:`MonitoredStage` times, in order.
 MONITOR_STAGES = ("queue", "parse", "check", "store", "write")
@@ -72,46 +77,48 @@ class _StageTimes:
 
 
 class MonitoredStage:
-    """Feed ``writer`` frames with every stage timed into ``monitor`` (see the module
+    """Feed ``store`` frames with every stage timed into ``monitor`` (see the module
     docstring).
 
     >>> import tempfile
     >>> from simlab.monitor import Monitor
     >>> from simlab.store.writer import RecordingWriter
+    >>> from .decoded import DecodedStore
     >>> m = Monitor(resources=False)
-    >>> stage = MonitoredStage(RecordingWriter(tempfile.mkdtemp() + "/r"), m)
+    >>> w = RecordingWriter(tempfile.mkdtemp() + "/r", check_books=False)
+    >>> stage = MonitoredStage(DecodedStore(w), m)
     >>> stage.add_frame(RawFrame(0, 10**18, 0, "_event", "_none", b"pong"))
     0
     >>> sorted(stage.flush_monitor().stages)
     ['parse', 'store']
     """
 
-    def __init__(self, writer: RecordingWriter, monitor: Monitor) -> None:
-        self.writer = writer
+    def __init__(self, store: DecodedStore, monitor: Monitor) -> None:
+        self.store = store
+        self.writer = store.writer
         self.monitor = monitor
         self._times = _StageTimes()
         #: Append how long each frame waited before it was added (ns; e.g. in the
         #: recorder's queue): the ``queue`` stage.
         self.queue_times: list[int] = self._times.queue
-        writer.on_write = self._times.write.append
+        self.writer.on_write = self._times.write.append
 
     def add_frame(self, frame: RawFrame) -> int:
-        """Record a frame as :meth:`RecordingWriter.add_frame
-        <simlab.store.writer.RecordingWriter.add_frame>` does, timing each stage."""
-        w, times = self.writer, self._times
+        """Store a frame as :meth:`DecodedStore.add_frame
+        <simlab.record.decoded.DecodedStore.add_frame>` does, timing each stage."""
+        store, times = self.store, self._times
         t0 = perf_counter_ns()
-        norm = normalize_raw(frame.payload, frame.conn, frame.channel, frame.inst,
-                             w.wire_format)
+        norm = store.normalized(frame)
         t1 = perf_counter_ns()
-        times.parse.append(t1 - t0)
-        recv_ns = frame.recv_ns
-        a = w.store(frame.payload, norm, recv_ns, frame.conn)
-        t2 = perf_counter_ns()
-        times.store.append(t2 - t1)
-        check = w.check
-        if check is not None and check.frame(norm, a, frame.conn):
-            times.check.append(perf_counter_ns() - t2)
+        # the client's parse_ns is its own only for a frame it parsed (one with a message)
+        msg = getattr(frame, "msg", None)
+        times.parse.append(t1 - t0 + (frame.parse_ns if msg is not None else 0))
+        a = store.keep(frame, norm)
+        times.store.append(perf_counter_ns() - t1)
+        if getattr(frame, "outcome", None) is not None:
+            times.check.append(frame.decode_ns - frame.parse_ns)
         if norm.kind not in _NOT_STREAMS:
+            recv_ns = frame.recv_ns
             channel, inst = partition_of(norm)
             if channel != MALFORMED_CHANNEL:  # stored as malformed (an unusable name)
                 key = (channel, inst, utc_date(recv_ns))
@@ -122,7 +129,7 @@ class MonitoredStage:
                 st[2].append(-1 if norm.ts_ms is None else norm.ts_ms)
         if len(times.store) >= MONITOR_EVERY:
             times.hand_over(self.monitor)
-        w.write_if_full()
+        self.writer.write_if_full()
         return a
 
     def flush_monitor(self) -> Monitor:

@@ -1,6 +1,6 @@
 """The live recorder's writer thread: takes what the asyncio loop queued (frames, client
-events, instrument metadata, outages, drop episodes, rotate and close requests) and turns
-it into the recording, in order.
+events, instrument metadata, the client's integrity summary, outages, drop episodes, rotate
+and close requests) and turns it into the recording, in order.
 
 Every rotation closes the current part files and lists them in the manifest with the
 recorder's ``live`` section. A write error (a full disk) stops it: the files closed before
@@ -34,12 +34,16 @@ log = logging.getLogger("simlab.record")
 class WriterThread:
     """Write what ``q`` holds into ``recording`` on a thread of its own.
 
-    ``writer`` is what each frame is handed to (``recording`` itself, or a
-    :class:`~simlab.record.monitored.MonitoredStage` around it; looked up per frame, so it
-    can be wrapped while running); ``queue_times``, if given, gets how long each frame
-    waited in the queue (ns). ``feedlog`` accounts for events, outages and drops; ``live()``
-    gives the manifest's ``live`` section, written at every rotation; ``info`` is the
-    recorder's part of it (``stopped`` and ``stop_reason`` are set here at the end);
+    ``writer`` is what each frame is handed to (its ``add_frame``: a
+    :class:`~simlab.record.decoded.DecodedStore` around ``recording``, a
+    :class:`~simlab.record.monitored.MonitoredStage` around that, or ``recording`` itself;
+    looked up per frame, so it can be wrapped while running); ``queue_times``, if given,
+    gets how long each frame waited in the queue (ns). An ``("integrity", summary)`` item
+    is the manifest's ``integrity`` from then on (the live client's, taken on its thread
+    before each rotation: see :func:`~simlab.record.decoded.integrity_snapshot`).
+    ``feedlog`` accounts for events, outages and drops; ``live()`` gives the manifest's
+    ``live`` section, written at every rotation; ``info`` is the recorder's part of it
+    (``stopped`` and ``stop_reason`` are set here at the end);
     ``stop_monitor`` takes the monitor's last sample before the final summary;
     ``on_error(message)`` is called from this thread after a write error.
 
@@ -96,6 +100,8 @@ class WriterThread:
                     elif item[0] == "metadata":
                         for inst, m in item[1].items():
                             rec.set_instrument(inst, m)
+                    elif item[0] == "integrity":
+                        rec.manifest["integrity"] = item[1]
                     elif item[0] == "rotate":
                         self._rotate()
                     elif item[0] == "outage":
