@@ -110,8 +110,7 @@ class BookResync:
                             self._parse_ns if parse_ns is None else parse_ns, handled=gap).arrival
         st.last_seq = msg.seq_id
         self._own(st, conn)
-        st.seen.add(book_key(msg))
-        st.seen_seq.add(msg.seq_id)
+        st.remember(msg)
         if kind is Seq.RESET:
             self._event("seq_reset", conn, st.channel, st.inst,
                         detail="maintenance reset: seqId went down, chain continues",
@@ -230,8 +229,7 @@ class BookResync:
             if st.mode == REST:
                 st.rest_snap = None
                 self._rest_woken(st)
-        st.seen.add(book_key(msg))
-        st.seen_seq.add(msg.seq_id)
+        st.remember(msg)
         st.held.append(Held(msg, payload, recv_ns, c.id, self._parse_ns))
         if st.mode == REST and st.rest_snap is not None:
             self._try_splice(st)
@@ -275,8 +273,7 @@ class BookResync:
         self._rest_stop(st)
         st.chain.apply(msg, self._arrival)
         a = self._emit_book(st, recv_ns, c.id, payload, msg, self._parse_ns).arrival
-        st.seen_seq.add(msg.seq_id)
-        st.seen.add(book_key(msg))
+        st.remember(msg)
         self._event("synced" if first else "resync_done", c.id, st.channel, st.inst,
                     detail=f"in-band snapshot ({st.why})", how=how, why=st.why,
                     seq_id=msg.seq_id, arrival=a,

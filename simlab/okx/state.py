@@ -149,6 +149,12 @@ class Stream:
     last_arrival: int | None = None
     stale_first: int | None = None
 
+    def remember(self, msg: Any) -> None:
+        """Keep a book message in the dedup memory (its key, and its seqId for a snapshot's
+        repeat on another connection)."""
+        self.seen.add(book_key(msg))
+        self.seen_seq.add(msg.seq_id)
+
     @property
     def channel(self) -> str:
         return self.key[0]
