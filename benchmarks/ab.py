@@ -16,6 +16,10 @@ Rows (data: the BTC-USDT ``books`` frames of the real OKX capture, repeated):
 - ``live feed per event``: the same without the pipeline: what issue 16 changed (each frame
   parsed and applied once instead of twice), apart from the pricing that dominates the row
   above.
+- ``live recorder per frame``: the live client as above, each frame it yields stored as the
+  live recorder's writer thread stores it (without its monitor; rotating part files, closed
+  at the end): before, the format writer parsed and checked it again; now the store stage
+  takes the client's decoded frame. Frames/s.
 - ``replay per event``: ``CostPipeline.run(ReplaySource(...))`` over a recording.
 - ``columnar``: ``CostPipeline.run_recording`` over the same recording.
 - ``price_recording``: the whole pricing run as ``simlab replay`` makes it (read, calibrate
@@ -148,15 +152,14 @@ def bare_client(pkg: str) -> tuple[Any, Any]:
     return client, c
 
 
-def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
+def live_before(pkg: str, frames: list[bytes], consume: Callable[[Any], int]) -> int:
     """a1c46c8's client: ``OkxClient._on_frame`` per frame (the connection object made by
-    hand; that client parsed and applied each frame as it was received), then what its
-    ``LiveSource`` did with each frame yielded: FrameDecoder (a second parse and apply), then
-    the pipeline. Returns the events priced."""
+    hand; that client parsed and applied each frame as it was received), each frame it
+    yields handed to ``consume`` (what its consumer did with it: see :func:`consumers`).
+    Returns the sum of what ``consume`` returned."""
     client, c = bare_client(pkg)
-    FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
     RawFrame = imp(pkg, "okx.frames").RawFrame
-    decode, on, ready = FrameDecoder().decode, pipe._price, client._ready
+    ready = client._ready
     n = 0
     recv = time.time_ns()
     for k in range(0, len(frames), BATCH):
@@ -165,17 +168,15 @@ def live_before(pkg: str, frames: list[bytes], pipe: Any) -> int:
         while ready:
             item = ready.popleft()
             if type(item) is RawFrame:
-                for ev in decode(item):
-                    on(ev)
-                    n += 1
+                n += consume(item)
     return n
 
 
-def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
+def live_after(pkg: str, frames: list[bytes], consume: Callable[[Any], int]) -> int:
     """Today's client: its I/O-free ``FeedHandler.frame`` per frame (a connection opened
     in the handler, no socket), the client's own ``stream(decoded=True)`` (each frame parsed
-    once on receipt, applied once as it is yielded), and ``LiveSource``'s
-    ``FrameDecoder.decoded`` on each, then the pipeline. Returns the events priced."""
+    once on receipt, applied once as it is yielded), each frame it yields handed to
+    ``consume``. Returns the sum of what ``consume`` returned."""
     import asyncio
 
     client = imp(pkg, "okx.client").OkxClient([("books", "BTC-USDT")],
@@ -185,8 +186,7 @@ def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
     h.drain()  # the subscribe it asks for: no socket to send it on
     client._started = True  # no connections: frames are handed to the handler directly
     Decoded = imp(pkg, "okx.decoded").Decoded
-    FrameDecoder = imp(pkg, "feed.decode").FrameDecoder
-    decoded, on, ready, frame = FrameDecoder().decoded, pipe._price, h.ready, h.frame
+    ready, frame = h.ready, h.frame
     mark = object()  # put behind each batch: the stream yields it when the batch is out
 
     async def main() -> int:
@@ -199,9 +199,7 @@ def live_after(pkg: str, frames: list[bytes], pipe: Any) -> int:
             ready.append(mark)
             while (item := await stream.__anext__()) is not mark:
                 if type(item) is Decoded:
-                    for ev in decoded(item):
-                        on(ev)
-                        n += 1
+                    n += consume(item)
         await stream.aclose()
         return n
 
@@ -245,7 +243,41 @@ class _NoPricing:
         pass
 
 
-def bench_live(pkgs: dict[str, str], rounds: int, n: int) -> list[dict]:
+def feed_consumer(k: str, pkg: str, pipe: Any) -> Callable[[Any], int]:
+    """What a tree's ``LiveSource`` does with each frame the client yields: its
+    ``FrameDecoder`` (before: ``decode``, a second parse and apply; after: ``decoded``,
+    events from the client's own parse and outcome), each event to ``pipe``. Returns the
+    events."""
+    dec = imp(pkg, "feed.decode").FrameDecoder()
+    fn, on = (dec.decode if k == "before" else dec.decoded), pipe._price
+
+    def consume(item: Any) -> int:
+        n = 0
+        for ev in fn(item):
+            on(ev)
+            n += 1
+        return n
+    return consume
+
+
+def recorder_stage(k: str, pkg: str, dest: Path) -> tuple[Callable[[Any], int], Any]:
+    """What a tree's live recorder's writer thread does with each frame the client yields
+    (without its monitor), and the format writer to close: before, a
+    ``RecordingWriter(check_books=True)`` (a second parse and apply); after, the
+    ``DecodedStore`` around a ``RecordingWriter(check_books=False)`` (rows from the
+    client's parsed message, its outcome's events)."""
+    Writer = imp(pkg, "store.writer").RecordingWriter
+    shutil.rmtree(dest, ignore_errors=True)
+    w = Writer(dest, {"importer": "benchmark"}, check_books=(k == "before"), rotating=True)
+    add = w.add_frame if k == "before" else imp(pkg, "record.decoded").DecodedStore(w).add_frame
+
+    def consume(item: Any) -> int:
+        add(item)
+        return 1
+    return consume, w
+
+
+def bench_live(pkgs: dict[str, str], rounds: int, n: int, tmp: Path) -> list[dict]:
     frames = book_frames(n)
     drivers = {"before": live_before, "after": live_after}
     data = f"BTC-USDT books, {n:,} frames"
@@ -256,16 +288,26 @@ def bench_live(pkgs: dict[str, str], rounds: int, n: int) -> list[dict]:
 
         def run() -> int:
             if not priced:
-                return drivers[k](pkgs[k], frames, _NoPricing())
+                return drivers[k](pkgs[k], frames, feed_consumer(k, pkgs[k], _NoPricing()))
             pipe = pl.CostPipeline(order, impact=ac, metadata=META)
             pipe.reset()
-            return drivers[k](pkgs[k], frames, pipe)
+            return drivers[k](pkgs[k], frames, feed_consumer(k, pkgs[k], pipe))
+        return timed(run)
+
+    def record(k: str) -> Callable[[], tuple[int, float]]:
+        def run() -> int:
+            consume, w = recorder_stage(k, pkgs[k], tmp / f"live-rec-{k}")
+            n = drivers[k](pkgs[k], frames, consume)
+            w.close()
+            return n
         return timed(run)
 
     return (rows_for("live per event: client + feed decode + cost pipeline", data,
                      "events/s", alternate({k: make(k, True) for k in pkgs}, rounds))
             + rows_for("live feed per event: client + feed decode (no pricing)", data,
-                       "events/s", alternate({k: make(k, False) for k in pkgs}, rounds)))
+                       "events/s", alternate({k: make(k, False) for k in pkgs}, rounds))
+            + rows_for("live recorder per frame: client + writer thread's store (Parquet)",
+                       data, "frames/s", alternate({k: record(k) for k in pkgs}, rounds)))
 
 
 def bench_replay(pkgs: dict[str, str], rounds: int, rec: Path, n: int) -> list[dict]:
@@ -357,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         make_recording(rec, book_frames(args.frames))
         rows: list[dict] = []
         if "live" in only:
-            rows += bench_live(pkgs, args.rounds, args.frames)
+            rows += bench_live(pkgs, args.rounds, args.frames, tmp)
         if "replay" in only:
             rows += bench_replay(pkgs, args.rounds, rec, args.frames)
         if "store" in only:
